@@ -1,0 +1,41 @@
+# push-gateway: build, run, test.
+#   make run    start the gateway with its socket under /tmp (no root needed)
+#   make test   install what the tests need, then lint and run every test
+
+CARGO ?= cargo
+SOCKET ?= /tmp/push-gateway.sock
+LISTEN ?= 127.0.0.1:9091
+
+.PHONY: run test deps lint unit e2e build release clean
+
+run:
+	$(CARGO) run --release -- --socket $(SOCKET) --listen $(LISTEN)
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+# Tools the end-to-end tests use: Prometheus, promtool, curl, socat, the
+# official Python and Go clients. Idempotent and quick when present.
+deps:
+	bash tests/e2e/install.sh
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test
+
+e2e: deps
+	$(CARGO) test --test 'e2e_*'
+
+test: deps lint
+	$(CARGO) test
+
+clean:
+	$(CARGO) clean
+
+-include cross/cross.mk

@@ -1,0 +1,884 @@
+//! The series cache: the latest value of every series, each kept for a TTL
+//! after its last write, in a byte budget reserved once at start-up.
+//!
+//! # Memory
+//! The whole cache is one `Vec<u8>` of exactly `--cache-bytes`, allocated in
+//! [`Cache::new`] and never grown. Everything the cache holds lives in it:
+//!
+//! ```text
+//! [ bucket heads | records (grow up) ->   free   <- id table (grows down) ]
+//! ```
+//!
+//! * bucket heads: the hash index, a fixed array of `u32` ids (1/16 of the
+//!   budget at most);
+//! * records: one per series and one per metric family, each a
+//!   [`HEADER_BYTES`] header followed by the key (canonical
+//!   `name{label="value",...}` for a series, the name for a family) and, for
+//!   a family, its HELP text; padded to 8 bytes;
+//! * id table: 4 bytes per record id, mapping stable ids to record offsets,
+//!   so records can be moved (compacted, resized) while links between them
+//!   use ids.
+//!
+//! A series costs `HEADER_BYTES + key + padding + 4` bytes; a family the same
+//! plus its HELP text. [`Cache::used`] counts all of it plus the index.
+//!
+//! # Eviction order
+//! When a new record does not fit: expired series are reclaimed first, then
+//! the space of removed records is compacted, then the least recently
+//! written series are evicted one by one until it fits. A family goes with
+//! its last series. A record larger than the whole budget is refused with
+//! [`CacheError::TooLarge`] and nothing is evicted for it.
+//!
+//! Every series has the same TTL, so the least recently written series is
+//! also the first to expire: one list ordered by write time serves both
+//! expiry and eviction.
+//!
+//! Time is passed in (`now`, milliseconds on a monotonic clock) so that
+//! tests drive expiry without sleeping.
+
+use std::fmt;
+
+use crate::exposition::MetricType;
+
+/// Header of every record, in bytes.
+pub const HEADER_BYTES: usize = 48;
+
+/// Bytes of the id table per record.
+pub const ID_BYTES: usize = 4;
+
+/// Smallest possible record plus its id, used to size the renderer's
+/// scratch space for the most series a budget can hold.
+pub const MIN_SERIES_BYTES: usize = HEADER_BYTES + 8 + ID_BYTES;
+
+const NIL: u32 = u32::MAX;
+/// Marks a free slot of the id table; the rest is the next free id.
+const FREE: u32 = 1 << 31;
+/// The end of the free-id list inside a free slot.
+const FREE_END: u32 = FREE - 1;
+
+const KIND_DEAD: u8 = 0;
+const KIND_SERIES: u8 = 1;
+const KIND_FAMILY: u8 = 2;
+
+// Header field offsets.
+const F_KIND: usize = 0;
+const F_TYPE: usize = 1;
+const F_KEY_LEN: usize = 2;
+const F_HASH: usize = 4;
+const F_ID: usize = 8;
+const F_BUCKET_NEXT: usize = 12;
+const F_PREV: usize = 16;
+const F_NEXT: usize = 20;
+/// Series: its family id. Family: its number of series.
+const F_FAMILY: usize = 24;
+/// Family: length of its HELP text.
+const F_HELP_LEN: usize = 28;
+/// Series: its value. Dead record: its size.
+const F_VALUE: usize = 32;
+const F_DEADLINE: usize = 40;
+
+/// Why a write was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheError {
+    /// The series (with its family) is larger than the whole budget.
+    TooLarge,
+}
+
+impl fmt::Display for CacheError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CacheError::TooLarge => f.write_str(
+                "series larger than the whole cache budget: shorten its labels or raise --cache-bytes",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CacheError {}
+
+/// The family a write belongs to, with what the pusher said of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Family<'a> {
+    pub name: &'a str,
+    pub kind: MetricType,
+    /// HELP text, escaped; `None` keeps what the family has.
+    pub help: Option<&'a str>,
+}
+
+/// Counters of what the cache did, for the gateway's own metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CacheStats {
+    pub evicted_ttl: u64,
+    pub evicted_budget: u64,
+}
+
+/// What the renderer reads of one series.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesView<'a> {
+    pub key: &'a [u8],
+    pub value: f64,
+    pub family: u32,
+}
+
+/// What the renderer reads of one family.
+#[derive(Debug, Clone, Copy)]
+pub struct FamilyView<'a> {
+    pub name: &'a [u8],
+    pub kind: MetricType,
+    pub help: &'a [u8],
+}
+
+pub struct Cache {
+    mem: Vec<u8>,
+    bucket_mask: u32,
+    records_start: usize,
+    top: usize,
+    ids_bottom: usize,
+    id_count: u32,
+    free_ids: u32,
+    dead_bytes: usize,
+    /// Least recently written series.
+    lru_head: u32,
+    /// Most recently written series.
+    lru_tail: u32,
+    series: usize,
+    families: usize,
+    generation: u64,
+    layout: u64,
+    pub stats: CacheStats,
+}
+
+fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// A fast non-cryptographic hash (FxHash's multiply-rotate, 8 bytes at a
+/// time). Pushers are local processes, and a long chain costs only time.
+pub fn hash(bytes: &[u8]) -> u32 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h: u64 = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+    for &b in chunks.remainder() {
+        h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+    }
+    (h ^ (h >> 32)) as u32
+}
+
+impl Cache {
+    /// Reserves `budget` bytes; nothing is allocated after this.
+    pub fn new(budget: usize) -> Cache {
+        let buckets = (budget / 64).max(16).next_power_of_two() / 2;
+        let records_start = buckets * 4;
+        let mut mem = vec![0u8; budget];
+        for b in mem[..records_start].chunks_exact_mut(4) {
+            b.copy_from_slice(&NIL.to_le_bytes());
+        }
+        Cache {
+            mem,
+            bucket_mask: (buckets - 1) as u32,
+            records_start,
+            top: records_start,
+            ids_bottom: budget,
+            id_count: 0,
+            free_ids: NIL,
+            dead_bytes: 0,
+            lru_head: NIL,
+            lru_tail: NIL,
+            series: 0,
+            families: 0,
+            generation: 0,
+            layout: 0,
+            stats: CacheStats::default(),
+        }
+    }
+
+    /// The budget in bytes.
+    pub fn capacity(&self) -> usize {
+        self.mem.len()
+    }
+
+    /// Bytes in use: index, live records and id table.
+    pub fn used(&self) -> usize {
+        self.records_start
+            + (self.top - self.records_start - self.dead_bytes)
+            + (self.mem.len() - self.ids_bottom)
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.capacity() - self.used()
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series
+    }
+
+    pub fn family_count(&self) -> usize {
+        self.families
+    }
+
+    /// Changes whenever what the cache would render changes.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Changes whenever a series or family is added or removed, or a family's
+    /// HELP or TYPE changes: what the renderer's sorted order depends on.
+    pub fn layout(&self) -> u64 {
+        self.layout
+    }
+
+    /// Upper bound on the number of series any budget of this size holds.
+    pub fn max_series(&self) -> usize {
+        self.capacity() / MIN_SERIES_BYTES + 1
+    }
+
+    // ---- raw field access -------------------------------------------------
+
+    fn u8_at(&self, off: usize) -> u8 {
+        self.mem[off]
+    }
+    fn u16_at(&self, off: usize) -> usize {
+        usize::from(u16::from_le_bytes([self.mem[off], self.mem[off + 1]]))
+    }
+    fn u32_at(&self, off: usize) -> u32 {
+        let b = &self.mem[off..off + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+    fn u64_at(&self, off: usize) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.mem[off..off + 8]);
+        u64::from_le_bytes(b)
+    }
+    fn set_u32(&mut self, off: usize, v: u32) {
+        self.mem[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    fn set_u64(&mut self, off: usize, v: u64) {
+        self.mem[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    fn id_slot(&self, id: u32) -> usize {
+        self.mem.len() - ID_BYTES * (id as usize + 1)
+    }
+    fn off(&self, id: u32) -> usize {
+        self.u32_at(self.id_slot(id)) as usize
+    }
+    fn field(&self, id: u32, f: usize) -> u32 {
+        self.u32_at(self.off(id) + f)
+    }
+    fn set_field(&mut self, id: u32, f: usize, v: u32) {
+        let off = self.off(id) + f;
+        self.set_u32(off, v);
+    }
+    fn key(&self, id: u32) -> &[u8] {
+        let off = self.off(id);
+        let len = self.u16_at(off + F_KEY_LEN);
+        &self.mem[off + HEADER_BYTES..off + HEADER_BYTES + len]
+    }
+    fn record_size(&self, off: usize) -> usize {
+        match self.u8_at(off + F_KIND) {
+            KIND_DEAD => self.u32_at(off + F_VALUE) as usize,
+            kind => {
+                let mut n = HEADER_BYTES + self.u16_at(off + F_KEY_LEN);
+                if kind == KIND_FAMILY {
+                    n += self.u32_at(off + F_HELP_LEN) as usize;
+                }
+                align8(n)
+            }
+        }
+    }
+    fn bucket(&self, h: u32) -> usize {
+        ((h & self.bucket_mask) as usize) * 4
+    }
+
+    // ---- index ------------------------------------------------------------
+
+    fn find(&self, kind: u8, key: &[u8], h: u32) -> Option<u32> {
+        let mut id = self.u32_at(self.bucket(h));
+        while id != NIL {
+            let off = self.off(id);
+            if self.u32_at(off + F_HASH) == h
+                && self.u8_at(off + F_KIND) == kind
+                && self.key(id) == key
+            {
+                return Some(id);
+            }
+            id = self.u32_at(off + F_BUCKET_NEXT);
+        }
+        None
+    }
+
+    fn unlink_bucket(&mut self, id: u32) {
+        let h = self.field(id, F_HASH);
+        let head = self.bucket(h);
+        let next = self.field(id, F_BUCKET_NEXT);
+        if self.u32_at(head) == id {
+            self.set_u32(head, next);
+            return;
+        }
+        let mut cur = self.u32_at(head);
+        while cur != NIL {
+            let cur_next = self.field(cur, F_BUCKET_NEXT);
+            if cur_next == id {
+                self.set_field(cur, F_BUCKET_NEXT, next);
+                return;
+            }
+            cur = cur_next;
+        }
+    }
+
+    // ---- write-order list -------------------------------------------------
+
+    fn lru_unlink(&mut self, id: u32) {
+        let prev = self.field(id, F_PREV);
+        let next = self.field(id, F_NEXT);
+        if prev == NIL {
+            self.lru_head = next;
+        } else {
+            self.set_field(prev, F_NEXT, next);
+        }
+        if next == NIL {
+            self.lru_tail = prev;
+        } else {
+            self.set_field(next, F_PREV, prev);
+        }
+    }
+
+    fn lru_push_tail(&mut self, id: u32) {
+        self.set_field(id, F_PREV, self.lru_tail);
+        self.set_field(id, F_NEXT, NIL);
+        if self.lru_tail == NIL {
+            self.lru_head = id;
+        } else {
+            self.set_field(self.lru_tail, F_NEXT, id);
+        }
+        self.lru_tail = id;
+    }
+
+    // ---- space ------------------------------------------------------------
+
+    fn id_cost(&self) -> usize {
+        if self.free_ids == NIL { ID_BYTES } else { 0 }
+    }
+
+    /// Makes `size` contiguous bytes plus an id available, reclaiming
+    /// expired series, compacting and evicting in that order.
+    fn ensure_space(&mut self, size: usize, now: u64) -> Result<(), CacheError> {
+        loop {
+            let need = size + self.id_cost();
+            let free = self.ids_bottom - self.top;
+            if free >= need {
+                return Ok(());
+            }
+            let head = self.lru_head;
+            if head != NIL && self.u64_at(self.off(head) + F_DEADLINE) <= now {
+                self.remove_series(head);
+                self.stats.evicted_ttl += 1;
+            } else if free + self.dead_bytes >= need {
+                self.compact();
+            } else if head != NIL {
+                self.remove_series(head);
+                self.stats.evicted_budget += 1;
+            } else {
+                return Err(CacheError::TooLarge);
+            }
+        }
+    }
+
+    /// Slides live records down over dead ones; ids keep pointing at them.
+    fn compact(&mut self) {
+        let mut read = self.records_start;
+        let mut write = self.records_start;
+        while read < self.top {
+            let size = self.record_size(read);
+            if self.u8_at(read + F_KIND) != KIND_DEAD {
+                let id = self.u32_at(read + F_ID);
+                if read != write {
+                    self.mem.copy_within(read..read + size, write);
+                }
+                let slot = self.id_slot(id);
+                self.set_u32(slot, write as u32);
+                write += size;
+            }
+            read += size;
+        }
+        self.top = write;
+        self.dead_bytes = 0;
+    }
+
+    /// Writes a new record header and key at the top; the caller has made
+    /// room with `ensure_space`.
+    fn alloc(&mut self, kind: u8, key: &[u8], extra: &[u8], h: u32) -> u32 {
+        let id = if self.free_ids != NIL {
+            let id = self.free_ids;
+            let next = self.u32_at(self.id_slot(id)) & !FREE;
+            self.free_ids = if next == FREE_END { NIL } else { next };
+            id
+        } else {
+            let id = self.id_count;
+            self.id_count += 1;
+            self.ids_bottom -= ID_BYTES;
+            id
+        };
+        let off = self.top;
+        let size = align8(HEADER_BYTES + key.len() + extra.len());
+        self.top += size;
+        let slot = self.id_slot(id);
+        self.set_u32(slot, off as u32);
+        self.mem[off..off + HEADER_BYTES].fill(0);
+        self.mem[off + F_KIND] = kind;
+        self.mem[off + F_KEY_LEN..off + F_KEY_LEN + 2]
+            .copy_from_slice(&(key.len() as u16).to_le_bytes());
+        self.set_u32(off + F_HASH, h);
+        self.set_u32(off + F_ID, id);
+        self.mem[off + HEADER_BYTES..off + HEADER_BYTES + key.len()].copy_from_slice(key);
+        let extra_at = off + HEADER_BYTES + key.len();
+        self.mem[extra_at..extra_at + extra.len()].copy_from_slice(extra);
+        let bucket = self.bucket(h);
+        let head = self.u32_at(bucket);
+        self.set_u32(off + F_BUCKET_NEXT, head);
+        self.set_u32(bucket, id);
+        id
+    }
+
+    /// Frees a record's bytes and its id.
+    fn release(&mut self, id: u32) {
+        self.unlink_bucket(id);
+        let off = self.off(id);
+        let size = self.record_size(off);
+        if off + size == self.top {
+            self.top = off;
+        } else {
+            self.mem[off + F_KIND] = KIND_DEAD;
+            self.set_u32(off + F_VALUE, size as u32);
+            self.dead_bytes += size;
+        }
+        let slot = self.id_slot(id);
+        let next = if self.free_ids == NIL {
+            FREE_END
+        } else {
+            self.free_ids
+        };
+        self.set_u32(slot, FREE | next);
+        self.free_ids = id;
+    }
+
+    fn remove_series(&mut self, id: u32) {
+        self.lru_unlink(id);
+        let family = self.field(id, F_FAMILY);
+        self.release(id);
+        self.series -= 1;
+        self.generation += 1;
+        self.layout += 1;
+        let count = self.field(family, F_FAMILY) - 1;
+        self.set_field(family, F_FAMILY, count);
+        if count == 0 {
+            self.release(family);
+            self.families -= 1;
+        }
+    }
+
+    // ---- families ---------------------------------------------------------
+
+    /// The type of family `name`, if the cache holds it.
+    pub fn family_type(&self, name: &str) -> Option<MetricType> {
+        let key = name.as_bytes();
+        self.find(KIND_FAMILY, key, hash(key))
+            .map(|id| MetricType::from_code(self.u8_at(self.off(id) + F_TYPE)))
+    }
+
+    fn family_help(&self, id: u32) -> &[u8] {
+        let off = self.off(id);
+        let start = off + HEADER_BYTES + self.u16_at(off + F_KEY_LEN);
+        &self.mem[start..start + self.u32_at(off + F_HELP_LEN) as usize]
+    }
+
+    /// Finds or creates the family and brings its TYPE and HELP up to date;
+    /// returns its id with one extra reference, so that evicting for the
+    /// series about to be written cannot remove it.
+    fn pin_family(&mut self, family: &Family, now: u64) -> Result<u32, CacheError> {
+        let key = family.name.as_bytes();
+        let h = hash(key);
+        let id = match self.find(KIND_FAMILY, key, h) {
+            Some(id) => {
+                if MetricType::from_code(self.u8_at(self.off(id) + F_TYPE)) != family.kind {
+                    // A redefined metric: its old series belong to the old
+                    // type and would make the page invalid.
+                    self.drop_family_series(id);
+                    return self.pin_family(family, now);
+                }
+                id
+            }
+            None => {
+                let help = family.help.unwrap_or("").as_bytes();
+                self.ensure_space(align8(HEADER_BYTES + key.len() + help.len()), now)?;
+                let id = self.alloc(KIND_FAMILY, key, help, h);
+                let off = self.off(id);
+                self.mem[off + F_TYPE] = family.kind.code();
+                self.set_u32(off + F_HELP_LEN, help.len() as u32);
+                self.families += 1;
+                self.generation += 1;
+                self.layout += 1;
+                id
+            }
+        };
+        self.set_field(id, F_FAMILY, self.field(id, F_FAMILY) + 1);
+        if let Some(help) = family.help
+            && help.as_bytes() != self.family_help(id)
+            && let Err(e) = self.rewrite_family(id, help.as_bytes(), now)
+        {
+            self.unpin_family(id);
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    fn unpin_family(&mut self, id: u32) {
+        let count = self.field(id, F_FAMILY) - 1;
+        self.set_field(id, F_FAMILY, count);
+        if count == 0 {
+            self.release(id);
+            self.families -= 1;
+        }
+    }
+
+    /// Moves a family record to new space with a new HELP text.
+    fn rewrite_family(&mut self, id: u32, help: &[u8], now: u64) -> Result<(), CacheError> {
+        let name_len = self.key(id).len();
+        let size = align8(HEADER_BYTES + name_len + help.len());
+        // The relocation needs no new id: ensure_space's id allowance is spare.
+        self.ensure_space(size, now)?;
+        let old = self.off(id);
+        let new = self.top;
+        self.mem
+            .copy_within(old..old + HEADER_BYTES + name_len, new);
+        self.mem[new + HEADER_BYTES + name_len..new + HEADER_BYTES + name_len + help.len()]
+            .copy_from_slice(help);
+        self.top += size;
+        let old_size = self.record_size(old);
+        self.mem[old + F_KIND] = KIND_DEAD;
+        self.set_u32(old + F_VALUE, old_size as u32);
+        self.dead_bytes += old_size;
+        let slot = self.id_slot(id);
+        self.set_u32(slot, new as u32);
+        self.set_u32(new + F_HELP_LEN, help.len() as u32);
+        self.generation += 1;
+        self.layout += 1;
+        Ok(())
+    }
+
+    fn drop_family_series(&mut self, family: u32) {
+        // Pin so the family record survives while its series go.
+        self.set_field(family, F_FAMILY, self.field(family, F_FAMILY) + 1);
+        let mut id = self.lru_head;
+        while id != NIL {
+            let next = self.field(id, F_NEXT);
+            if self.field(id, F_FAMILY) == family {
+                self.remove_series(id);
+            }
+            id = next;
+        }
+        self.unpin_family(family);
+    }
+
+    // ---- the public operations -------------------------------------------
+
+    /// Writes `value` to the series `key` (canonical form) of `family`,
+    /// restarting its TTL: it expires at `now + ttl_ms`.
+    ///
+    /// # Errors
+    /// [`CacheError::TooLarge`] if the series and its family cannot fit in
+    /// the whole budget; the cache is unchanged then.
+    pub fn set(
+        &mut self,
+        family: &Family,
+        key: &[u8],
+        value: f64,
+        now: u64,
+        ttl_ms: u64,
+    ) -> Result<(), CacheError> {
+        let h = hash(key);
+        let series_size = align8(HEADER_BYTES + key.len());
+        let family_size =
+            align8(HEADER_BYTES + family.name.len() + family.help.map_or(0, str::len));
+        let fixed = self.records_start + self.id_count as usize * ID_BYTES;
+        if key.len() > usize::from(u16::MAX)
+            || family.name.len() > usize::from(u16::MAX)
+            || series_size + 2 * family_size + 2 * ID_BYTES + fixed > self.capacity()
+        {
+            return Err(CacheError::TooLarge);
+        }
+        let fid = self.pin_family(family, now)?;
+        if let Some(id) = self.find(KIND_SERIES, key, h) {
+            if self.field(id, F_FAMILY) == fid {
+                self.write_value(id, value, now, ttl_ms);
+                self.unpin_family(fid);
+                return Ok(());
+            }
+            // The series moved to another family (e.g. `x_sum` joined a
+            // summary `x`): drop the old one and insert it anew.
+            self.remove_series(id);
+        }
+        if let Err(e) = self.ensure_space(series_size, now) {
+            self.unpin_family(fid);
+            return Err(e);
+        }
+        // The pin taken above becomes this series' reference to its family.
+        let id = self.alloc(KIND_SERIES, key, &[], h);
+        self.set_field(id, F_FAMILY, fid);
+        self.series += 1;
+        self.layout += 1;
+        self.lru_push_tail(id);
+        self.write_value(id, value, now, ttl_ms);
+        Ok(())
+    }
+
+    fn write_value(&mut self, id: u32, value: f64, now: u64, ttl_ms: u64) {
+        let off = self.off(id);
+        self.set_u64(off + F_VALUE, value.to_bits());
+        self.set_u64(off + F_DEADLINE, now.saturating_add(ttl_ms));
+        if self.lru_tail != id {
+            self.lru_unlink(id);
+            self.lru_push_tail(id);
+        }
+        self.generation += 1;
+    }
+
+    /// The value of series `key`, if held and not expired at `now`.
+    pub fn get(&self, key: &[u8], now: u64) -> Option<f64> {
+        let id = self.find(KIND_SERIES, key, hash(key))?;
+        let off = self.off(id);
+        (self.u64_at(off + F_DEADLINE) > now).then(|| f64::from_bits(self.u64_at(off + F_VALUE)))
+    }
+
+    /// Removes every series whose deadline is at or before `now`.
+    pub fn expire(&mut self, now: u64) {
+        while self.lru_head != NIL && self.u64_at(self.off(self.lru_head) + F_DEADLINE) <= now {
+            self.remove_series(self.lru_head);
+            self.stats.evicted_ttl += 1;
+        }
+    }
+
+    /// When the next series expires, if any: the event loop's poll timeout.
+    pub fn next_deadline(&self) -> Option<u64> {
+        (self.lru_head != NIL).then(|| self.u64_at(self.off(self.lru_head) + F_DEADLINE))
+    }
+
+    /// Appends the ids of all live series to `out` (oldest write first).
+    pub fn series_ids(&self, out: &mut Vec<u32>) {
+        let mut id = self.lru_head;
+        while id != NIL {
+            out.push(id);
+            id = self.field(id, F_NEXT);
+        }
+    }
+
+    pub fn series(&self, id: u32) -> SeriesView<'_> {
+        let off = self.off(id);
+        SeriesView {
+            key: self.key(id),
+            value: f64::from_bits(self.u64_at(off + F_VALUE)),
+            family: self.u32_at(off + F_FAMILY),
+        }
+    }
+
+    pub fn family(&self, id: u32) -> FamilyView<'_> {
+        FamilyView {
+            name: self.key(id),
+            kind: MetricType::from_code(self.u8_at(self.off(id) + F_TYPE)),
+            help: self.family_help(id),
+        }
+    }
+
+    /// Checks the internal invariants; used by tests and the fuzz target.
+    pub fn check_invariants(&self) {
+        assert!(self.used() <= self.capacity());
+        assert!(self.top <= self.ids_bottom);
+        let mut ids = Vec::new();
+        self.series_ids(&mut ids);
+        assert_eq!(ids.len(), self.series);
+        let mut families = std::collections::HashMap::new();
+        for &id in &ids {
+            let s = self.series(id);
+            assert_eq!(self.find(KIND_SERIES, s.key, hash(s.key)), Some(id));
+            *families.entry(s.family).or_insert(0u32) += 1;
+        }
+        assert_eq!(families.len(), self.families);
+        for (fam, n) in families {
+            assert_eq!(self.field(fam, F_FAMILY), n);
+            assert_eq!(self.u8_at(self.off(fam) + F_KIND), KIND_FAMILY);
+        }
+        let mut live = 0;
+        let mut off = self.records_start;
+        while off < self.top {
+            let size = self.record_size(off);
+            if self.u8_at(off + F_KIND) != KIND_DEAD {
+                live += size;
+            }
+            off += size;
+        }
+        assert_eq!(off, self.top);
+        assert_eq!(live, self.top - self.records_start - self.dead_bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fam(name: &str) -> Family<'_> {
+        Family {
+            name,
+            kind: MetricType::Untyped,
+            help: None,
+        }
+    }
+
+    fn set(c: &mut Cache, key: &str, v: f64, now: u64) {
+        let name = key.split('{').next().unwrap();
+        c.set(&fam(name), key.as_bytes(), v, now, 1000).unwrap();
+        c.check_invariants();
+    }
+
+    #[test]
+    fn write_replaces_value_and_restarts_ttl() {
+        let mut c = Cache::new(4096);
+        set(&mut c, "a", 1.0, 0);
+        set(&mut c, "a", 2.0, 900);
+        assert_eq!(c.get(b"a", 1500), Some(2.0));
+        assert_eq!(c.series_count(), 1);
+        assert_eq!(c.get(b"a", 1900), None);
+    }
+
+    #[test]
+    fn expiry_frees_bytes_for_reuse() {
+        let mut c = Cache::new(4096);
+        let empty = c.used();
+        set(&mut c, "a{x=\"1\"}", 1.0, 0);
+        set(&mut c, "b", 1.0, 500);
+        assert_eq!(c.next_deadline(), Some(1000));
+        c.expire(1000);
+        assert_eq!(c.get(b"a{x=\"1\"}", 1000), None);
+        assert_eq!(c.series_count(), 1);
+        assert_eq!(c.next_deadline(), Some(1500));
+        c.expire(1500);
+        c.check_invariants();
+        assert_eq!(c.series_count(), 0);
+        assert_eq!(c.family_count(), 0);
+        // Only the id table's high-water mark remains.
+        assert_eq!(c.used(), empty + 4 * ID_BYTES);
+        assert_eq!(c.stats.evicted_ttl, 2);
+    }
+
+    #[test]
+    fn evicts_least_recently_written_first() {
+        let mut c = Cache::new(1024);
+        let mut n = 0;
+        while c.stats.evicted_budget == 0 {
+            set(&mut c, &format!("s{n}"), n as f64, 0);
+            assert!(c.used() <= c.capacity());
+            n += 1;
+        }
+        // s0 went first; rewriting s1 makes s2 the next to go.
+        assert_eq!(c.get(b"s0", 0), None);
+        set(&mut c, "s1", 1.0, 0);
+        set(&mut c, &format!("s{n}"), 0.0, 0);
+        assert_eq!(c.get(b"s1", 0), Some(1.0));
+        assert_eq!(c.get(b"s2", 0), None);
+        assert_eq!(c.stats.evicted_budget, 2);
+    }
+
+    #[test]
+    fn expired_series_are_reclaimed_before_live_ones_are_evicted() {
+        let mut c = Cache::new(1024);
+        set(&mut c, "old", 1.0, 0);
+        let mut n = 0;
+        while c.stats.evicted_ttl + c.stats.evicted_budget == 0 {
+            set(&mut c, &format!("s{n}"), 0.0, 2000);
+            n += 1;
+        }
+        assert_eq!(c.stats.evicted_ttl, 1);
+        assert_eq!(c.stats.evicted_budget, 0);
+    }
+
+    #[test]
+    fn too_large_is_refused_without_evicting() {
+        let mut c = Cache::new(1024);
+        set(&mut c, "keep", 1.0, 0);
+        let key = format!("big{{l=\"{}\"}}", "v".repeat(2000));
+        assert_eq!(
+            c.set(&fam("big"), key.as_bytes(), 1.0, 0, 1000),
+            Err(CacheError::TooLarge)
+        );
+        assert_eq!(c.get(b"keep", 0), Some(1.0));
+        c.check_invariants();
+    }
+
+    #[test]
+    fn budget_never_exceeded_under_churn() {
+        let mut c = Cache::new(2048);
+        for i in 0..5000u64 {
+            let key = format!("m{}{{l=\"{}\"}}", i % 7, "x".repeat((i * 13 % 90) as usize));
+            let name = key.split('{').next().unwrap().to_string();
+            let help = format!("help {}", "h".repeat((i % 50) as usize));
+            let family = Family {
+                name: &name,
+                kind: MetricType::Gauge,
+                help: Some(&help),
+            };
+            c.set(&family, key.as_bytes(), i as f64, i, 300).unwrap();
+            if i % 97 == 0 {
+                c.expire(i);
+            }
+            c.check_invariants();
+            assert_eq!(c.get(key.as_bytes(), i), Some(i as f64));
+        }
+    }
+
+    #[test]
+    fn help_and_type_go_with_the_family() {
+        let mut c = Cache::new(4096);
+        let f = Family {
+            name: "h",
+            kind: MetricType::Histogram,
+            help: Some("latency"),
+        };
+        c.set(&f, b"h_bucket{le=\"1\"}", 1.0, 0, 1000).unwrap();
+        c.set(&f, b"h_sum", 1.0, 10, 1000).unwrap();
+        assert_eq!(c.family_count(), 1);
+        assert_eq!(c.family_type("h"), Some(MetricType::Histogram));
+        let mut ids = Vec::new();
+        c.series_ids(&mut ids);
+        let fv = c.family(c.series(ids[0]).family);
+        assert_eq!((fv.name, fv.help), (&b"h"[..], &b"latency"[..]));
+        c.expire(1000);
+        assert_eq!(c.family_type("h"), Some(MetricType::Histogram));
+        c.expire(1010);
+        assert_eq!(c.family_type("h"), None);
+        c.check_invariants();
+    }
+
+    #[test]
+    fn redefining_the_type_drops_the_old_series() {
+        let mut c = Cache::new(4096);
+        let counter = Family {
+            name: "x",
+            kind: MetricType::Counter,
+            help: None,
+        };
+        let gauge = Family {
+            name: "x",
+            kind: MetricType::Gauge,
+            help: None,
+        };
+        c.set(&counter, b"x{a=\"1\"}", 1.0, 0, 1000).unwrap();
+        c.set(&gauge, b"x{a=\"2\"}", 2.0, 0, 1000).unwrap();
+        assert_eq!(c.get(b"x{a=\"1\"}", 0), None);
+        assert_eq!(c.family_type("x"), Some(MetricType::Gauge));
+        assert_eq!(c.series_count(), 1);
+        c.check_invariants();
+    }
+}

@@ -1,0 +1,559 @@
+//! The Prometheus text exposition format (version 0.0.4), one line at a time.
+//!
+//! [`parse_line`] turns one line (without its newline) into a [`Line`] that
+//! borrows from the input: no allocation, labels in a fixed array of
+//! [`MAX_LABELS`]. Label values and HELP text are validated and kept in
+//! their escaped form, which is canonical (the format has exactly one way
+//! to write each value), so the cache stores and the renderer writes them
+//! as they came. Memory: none beyond the caller's line.
+//!
+//! Tokens are recognised with nom; each step maps its failure to a
+//! [`LineError`] that says what was wrong and what to send instead.
+
+use std::fmt;
+
+use nom::IResult;
+use nom::Parser as _;
+use nom::bytes::complete::{take_while, take_while1};
+use nom::character::complete::satisfy;
+use nom::combinator::recognize;
+
+use crate::limits::{LINE_MAX_BYTES, MAX_LABELS};
+
+/// The metric types of `# TYPE` lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricType {
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    Untyped,
+}
+
+impl MetricType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+            MetricType::Summary => "summary",
+            MetricType::Untyped => "untyped",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<MetricType> {
+        Some(match s {
+            "counter" => MetricType::Counter,
+            "gauge" => MetricType::Gauge,
+            "histogram" => MetricType::Histogram,
+            "summary" => MetricType::Summary,
+            "untyped" => MetricType::Untyped,
+            _ => return None,
+        })
+    }
+
+    /// Compact code used inside the cache.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(c: u8) -> MetricType {
+        match c {
+            0 => MetricType::Counter,
+            1 => MetricType::Gauge,
+            2 => MetricType::Histogram,
+            3 => MetricType::Summary,
+            _ => MetricType::Untyped,
+        }
+    }
+
+    /// Whether a sample named `name` belongs to a family `family` of this
+    /// type (`foo_bucket` to histogram `foo`, `foo_count` to summary `foo`).
+    pub fn owns(self, family: &str, name: &str) -> bool {
+        if name == family {
+            return !matches!(self, MetricType::Histogram);
+        }
+        let Some(suffix) = name.strip_prefix(family) else {
+            return false;
+        };
+        match self {
+            MetricType::Histogram => matches!(suffix, "_bucket" | "_sum" | "_count"),
+            MetricType::Summary => matches!(suffix, "_sum" | "_count"),
+            _ => false,
+        }
+    }
+}
+
+/// One label of a sample; `value` is still escaped, as written.
+pub type Label<'a> = (&'a str, &'a str);
+
+/// A sample line: `name{labels} value`.
+#[derive(Debug, Clone)]
+pub struct Sample<'a> {
+    pub name: &'a str,
+    labels: [Label<'a>; MAX_LABELS],
+    label_count: usize,
+    pub value: f64,
+}
+
+impl<'a> Sample<'a> {
+    pub fn labels(&self) -> &[Label<'a>] {
+        &self.labels[..self.label_count]
+    }
+}
+
+/// What one line of the format says.
+// A sample carries its labels inline (no allocation per line), which makes
+// it the large variant by design.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Line<'a> {
+    /// An empty line or a comment other than HELP and TYPE.
+    Ignored,
+    /// `# HELP name text`; `text` is still escaped.
+    Help {
+        name: &'a str,
+        text: &'a str,
+    },
+    /// `# TYPE name type`.
+    Type {
+        name: &'a str,
+        kind: MetricType,
+    },
+    Sample(Sample<'a>),
+}
+
+/// Why a line was rejected. Messages say what is wrong and what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineError {
+    TooLong,
+    NotUtf8,
+    MetricName,
+    LabelName,
+    LabelSyntax,
+    LabelValue,
+    Escape,
+    DuplicateLabel,
+    TooManyLabels,
+    Value,
+    Timestamp,
+    Trailing,
+    HelpSyntax,
+    HelpEscape,
+    TypeSyntax,
+    UnknownType,
+}
+
+impl LineError {
+    pub fn message(self) -> &'static str {
+        match self {
+            LineError::TooLong => {
+                "line too long: the limit is 4096 bytes; split the series or shorten its labels"
+            }
+            LineError::NotUtf8 => "invalid UTF-8: send names, labels and help text as UTF-8",
+            LineError::MetricName => {
+                "invalid metric name: use [a-zA-Z_:][a-zA-Z0-9_:]*, e.g. jobs_done_total 3"
+            }
+            LineError::LabelName => "invalid label name: use [a-zA-Z_][a-zA-Z0-9_]*",
+            LineError::LabelSyntax => {
+                "invalid labels: write {name=\"value\",...} between the metric name and the value"
+            }
+            LineError::LabelValue => "unterminated label value: close it with a double quote",
+            LineError::Escape => {
+                "invalid escape in label value: only \\\\, \\\" and \\n are allowed"
+            }
+            LineError::DuplicateLabel => "duplicate label name: give each label once",
+            LineError::TooManyLabels => "too many labels: the limit is 32 per sample",
+            LineError::Value => "invalid value: use a number such as 1, -3.5e-7, NaN, +Inf or -Inf",
+            LineError::Timestamp => {
+                "timestamps are not accepted: the sample time is the scrape time; drop the timestamp"
+            }
+            LineError::Trailing => "unexpected text after the value: send `name{labels} value`",
+            LineError::HelpSyntax => "invalid HELP line: use `# HELP metric_name text`",
+            LineError::HelpEscape => "invalid escape in HELP text: only \\\\ and \\n are allowed",
+            LineError::TypeSyntax => "invalid TYPE line: use `# TYPE metric_name type`",
+            LineError::UnknownType => {
+                "unknown metric type: use counter, gauge, histogram, summary or untyped"
+            }
+        }
+    }
+
+    /// A short stable name, for logs and the rejected-lines counter.
+    pub fn reason(self) -> &'static str {
+        match self {
+            LineError::TooLong => "too_long",
+            LineError::NotUtf8 => "utf8",
+            LineError::Timestamp => "timestamp",
+            LineError::Value => "value",
+            LineError::HelpSyntax
+            | LineError::HelpEscape
+            | LineError::TypeSyntax
+            | LineError::UnknownType => "comment",
+            _ => "syntax",
+        }
+    }
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for LineError {}
+
+fn is_blank(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+fn blanks(i: &str) -> &str {
+    i.trim_start_matches(is_blank)
+}
+
+fn is_name_start(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || c == ':'
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == ':'
+}
+
+fn is_label_start(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_'
+}
+
+fn is_label_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+fn metric_name(i: &str) -> IResult<&str, &str> {
+    recognize((satisfy(is_name_start), take_while(is_name_char))).parse(i)
+}
+
+fn label_name(i: &str) -> IResult<&str, &str> {
+    recognize((satisfy(is_label_start), take_while(is_label_char))).parse(i)
+}
+
+/// A label value after its opening quote: returns what follows the closing
+/// quote and the value between, escapes validated but kept.
+fn label_value(i: &str) -> Result<(&str, &str), LineError> {
+    let bytes = i.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => return Ok((&i[at + 1..], &i[..at])),
+            b'\\' => match bytes.get(at + 1) {
+                Some(b'\\' | b'"' | b'n') => at += 2,
+                _ => return Err(LineError::Escape),
+            },
+            _ => at += 1,
+        }
+    }
+    Err(LineError::LabelValue)
+}
+
+/// Whether `name` is a valid metric name.
+pub fn is_metric_name(name: &str) -> bool {
+    matches!(metric_name(name), Ok(("", _)))
+}
+
+/// Whether `name` is a valid label name.
+pub fn is_label_name(name: &str) -> bool {
+    matches!(label_name(name), Ok(("", _)))
+}
+
+/// Parses one line, without its trailing `\n` (a trailing `\r` is dropped).
+///
+/// # Errors
+/// A [`LineError`] naming the first problem found.
+pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
+    if line.len() > LINE_MAX_BYTES {
+        return Err(LineError::TooLong);
+    }
+    let line = std::str::from_utf8(line).map_err(|_| LineError::NotUtf8)?;
+    let line = line
+        .strip_suffix('\r')
+        .unwrap_or(line)
+        .trim_matches(is_blank);
+    match line.as_bytes().first() {
+        None => Ok(Line::Ignored),
+        Some(b'#') => parse_comment(blanks(&line[1..])),
+        Some(_) => parse_sample(line).map(Line::Sample),
+    }
+}
+
+fn parse_comment(i: &str) -> Result<Line<'_>, LineError> {
+    let (rest, keyword) = take_while1::<_, _, ()>(|c: char| !is_blank(c))(i).unwrap_or((i, ""));
+    match keyword {
+        "HELP" => {
+            let (text, name) = metric_name(blanks(rest)).map_err(|_| LineError::HelpSyntax)?;
+            if !(text.is_empty() || text.starts_with(is_blank)) {
+                return Err(LineError::HelpSyntax);
+            }
+            let text = blanks(text);
+            check_help_escapes(text)?;
+            Ok(Line::Help { name, text })
+        }
+        "TYPE" => {
+            let (rest, name) = metric_name(blanks(rest)).map_err(|_| LineError::TypeSyntax)?;
+            if !rest.starts_with(is_blank) {
+                return Err(LineError::TypeSyntax);
+            }
+            let kind = MetricType::from_name(blanks(rest)).ok_or(LineError::UnknownType)?;
+            Ok(Line::Type { name, kind })
+        }
+        _ => Ok(Line::Ignored),
+    }
+}
+
+fn check_help_escapes(text: &str) -> Result<(), LineError> {
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'\\' && !matches!(bytes.next(), Some(b'\\' | b'n')) {
+            return Err(LineError::HelpEscape);
+        }
+    }
+    Ok(())
+}
+
+fn parse_sample(line: &str) -> Result<Sample<'_>, LineError> {
+    let (rest, name) = metric_name(line).map_err(|_| LineError::MetricName)?;
+    let mut sample = Sample {
+        name,
+        labels: [("", ""); MAX_LABELS],
+        label_count: 0,
+        value: 0.0,
+    };
+    let mut rest = blanks(rest);
+    if let Some(after) = rest.strip_prefix('{') {
+        rest = parse_labels(after, &mut sample)?;
+    } else if rest.len() == line.len() - name.len() && !rest.is_empty() {
+        // No blank between name and value: the name had a bad character.
+        return Err(LineError::MetricName);
+    }
+    let rest = blanks(rest);
+    let (rest, token) =
+        take_while1::<_, _, ()>(|c: char| !is_blank(c))(rest).map_err(|_| LineError::Value)?;
+    sample.value = parse_value(token)?;
+    let rest = blanks(rest);
+    if !rest.is_empty() {
+        let ts = rest.strip_prefix('-').unwrap_or(rest);
+        return Err(if ts.bytes().all(|b| b.is_ascii_digit()) {
+            LineError::Timestamp
+        } else {
+            LineError::Trailing
+        });
+    }
+    Ok(sample)
+}
+
+/// Parses `name="value",...}` after the opening brace; returns what follows
+/// the closing brace.
+fn parse_labels<'a>(mut i: &'a str, sample: &mut Sample<'a>) -> Result<&'a str, LineError> {
+    loop {
+        i = blanks(i);
+        if let Some(rest) = i.strip_prefix('}') {
+            return Ok(rest);
+        }
+        let (rest, name) = label_name(i).map_err(|_| {
+            if i.is_empty() {
+                LineError::LabelSyntax
+            } else {
+                LineError::LabelName
+            }
+        })?;
+        let rest = blanks(rest)
+            .strip_prefix('=')
+            .map(blanks)
+            .and_then(|r| r.strip_prefix('"'))
+            .ok_or(LineError::LabelSyntax)?;
+        let (rest, value) = label_value(rest)?;
+        if sample.labels().iter().any(|(n, _)| *n == name) {
+            return Err(LineError::DuplicateLabel);
+        }
+        if sample.label_count == MAX_LABELS {
+            return Err(LineError::TooManyLabels);
+        }
+        sample.labels[sample.label_count] = (name, value);
+        sample.label_count += 1;
+        let rest = blanks(rest);
+        i = match rest.as_bytes().first() {
+            Some(b',') => &rest[1..],
+            Some(b'}') => rest,
+            _ => return Err(LineError::LabelSyntax),
+        };
+    }
+}
+
+/// Parses a sample value as Go's `strconv.ParseFloat` does for the format:
+/// decimal and exponent forms, `NaN`, `+Inf`, `-Inf` (any case).
+pub fn parse_value(token: &str) -> Result<f64, LineError> {
+    let plausible = token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if !plausible {
+        return Err(LineError::Value);
+    }
+    token.parse::<f64>().map_err(|_| LineError::Value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(line: &str) -> Sample<'_> {
+        match parse_line(line.as_bytes()) {
+            Ok(Line::Sample(s)) => s,
+            other => panic!("{line:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn samples() {
+        let s = sample("http_requests_total{method=\"post\",code=\"200\"} 1027");
+        assert_eq!(s.name, "http_requests_total");
+        assert_eq!(s.labels(), &[("method", "post"), ("code", "200")]);
+        assert_eq!(s.value, 1027.0);
+
+        for (line, value) in [
+            ("x 1", 1.0),
+            ("x -3.5e-7", -3.5e-7),
+            ("x +Inf", f64::INFINITY),
+            ("x -Inf", f64::NEG_INFINITY),
+            ("x\t\t2", 2.0),
+            ("  x 3  ", 3.0),
+            ("x 4\r", 4.0),
+            ("x{} 5", 5.0),
+            ("x {a=\"b\"} 6", 6.0),
+            ("x{ a = \"b\" , } 7", 7.0),
+            ("a:b_c 8", 8.0),
+            ("_x 9", 9.0),
+        ] {
+            assert_eq!(sample(line).value, value, "{line}");
+        }
+        assert!(sample("x NaN").value.is_nan());
+        assert!(sample("x nan").value.is_nan());
+    }
+
+    #[test]
+    fn escaped_label_values_are_kept_as_written() {
+        let s = sample(r#"x{path="C:\\dir",quote="say \"hi\"",nl="a\nb",u="ünï"} 1"#);
+        assert_eq!(
+            s.labels(),
+            &[
+                ("path", r"C:\\dir"),
+                ("quote", r#"say \"hi\""#),
+                ("nl", r"a\nb"),
+                ("u", "ünï")
+            ]
+        );
+        assert_eq!(sample(r#"x{a=""} 1"#).labels(), &[("a", "")]);
+        assert_eq!(sample(r#"x{a="},{"} 1"#).labels(), &[("a", "},{")]);
+    }
+
+    #[test]
+    fn comments() {
+        match parse_line(b"# HELP http_requests_total The total\\n number \\\\ of requests.") {
+            Ok(Line::Help { name, text }) => {
+                assert_eq!(name, "http_requests_total");
+                assert_eq!(text, "The total\\n number \\\\ of requests.");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse_line(b"# HELP x") {
+            Ok(Line::Help {
+                name: "x",
+                text: "",
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        for (line, kind) in [
+            ("# TYPE x counter", MetricType::Counter),
+            ("#TYPE x gauge", MetricType::Gauge),
+            ("# TYPE x   histogram  ", MetricType::Histogram),
+            ("# TYPE x summary", MetricType::Summary),
+            ("# TYPE x untyped", MetricType::Untyped),
+        ] {
+            match parse_line(line.as_bytes()) {
+                Ok(Line::Type { name: "x", kind: k }) => assert_eq!(k, kind, "{line}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        for line in [
+            "",
+            "   ",
+            "#",
+            "# just a comment",
+            "# HELPFUL x",
+            "\t# TYPEx",
+        ] {
+            assert!(
+                matches!(parse_line(line.as_bytes()), Ok(Line::Ignored)),
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_lines() {
+        let long = format!("x{{a=\"{}\"}} 1", "v".repeat(LINE_MAX_BYTES));
+        let cases: &[(&[u8], LineError)] = &[
+            (long.as_bytes(), LineError::TooLong),
+            (b"x{a=\"\xff\"} 1", LineError::NotUtf8),
+            (b"1x 1", LineError::MetricName),
+            (b"x-y 1", LineError::MetricName),
+            (b"x\0 1", LineError::MetricName),
+            (b"x{1a=\"b\"} 1", LineError::LabelName),
+            (b"x{a:b=\"c\"} 1", LineError::LabelSyntax),
+            (b"x{a} 1", LineError::LabelSyntax),
+            (b"x{a=b} 1", LineError::LabelSyntax),
+            (b"x{a=\"b\" c=\"d\"} 1", LineError::LabelSyntax),
+            (b"x{a=\"b\"", LineError::LabelSyntax),
+            (b"x{a=\"b} 1", LineError::LabelValue),
+            (b"x{a=\"\\t\"} 1", LineError::Escape),
+            (b"x{a=\"1\",a=\"2\"} 1", LineError::DuplicateLabel),
+            (b"x", LineError::Value),
+            (b"x{a=\"b\"}", LineError::Value),
+            (b"x one", LineError::Value),
+            (b"x 0x10", LineError::Value),
+            (b"x 1 1700000000000", LineError::Timestamp),
+            (b"x 1 -5", LineError::Timestamp),
+            (b"x 1 two", LineError::Trailing),
+            (b"# HELP", LineError::HelpSyntax),
+            (b"# HELP 9x text", LineError::HelpSyntax),
+            (b"# HELP x bad \\t escape", LineError::HelpEscape),
+            (b"# TYPE x", LineError::TypeSyntax),
+            (b"# TYPE x countr", LineError::UnknownType),
+        ];
+        for (line, want) in cases {
+            let got = parse_line(line).err();
+            assert_eq!(got, Some(*want), "{:?}", String::from_utf8_lossy(line));
+        }
+        let many: String = (0..=MAX_LABELS).map(|n| format!("l{n}=\"v\",")).collect();
+        assert_eq!(
+            parse_line(format!("x{{{many}}} 1").as_bytes()).err(),
+            Some(LineError::TooManyLabels)
+        );
+    }
+
+    #[test]
+    fn family_membership() {
+        use MetricType::*;
+        assert!(Histogram.owns("h", "h_bucket"));
+        assert!(Histogram.owns("h", "h_sum"));
+        assert!(!Histogram.owns("h", "h"));
+        assert!(Summary.owns("s", "s"));
+        assert!(Summary.owns("s", "s_count"));
+        assert!(!Summary.owns("s", "s_bucket"));
+        assert!(Counter.owns("c_total", "c_total"));
+        assert!(!Counter.owns("c", "c_total"));
+    }
+
+    #[test]
+    fn never_panics_on_any_prefix() {
+        let line = br#"x{a="b\"c",d="\n"} -1.5e3"#;
+        for end in 0..=line.len() {
+            let _ = parse_line(&line[..end]);
+        }
+    }
+}

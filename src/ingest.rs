@@ -1,0 +1,312 @@
+//! Applies exposition lines to the cache: the meaning of a line in its
+//! stream, as opposed to its syntax ([`crate::exposition`]).
+//!
+//! A stream connection remembers the last `# TYPE` and `# HELP` it sent
+//! ([`StreamContext`]); a sample joins the family its TYPE line named
+//! (`foo_bucket` joins histogram `foo`), else the family of that name the
+//! cache already holds, else a new untyped family. Series keys are written
+//! in canonical form (labels sorted by name), so label order does not
+//! matter. Memory: the context holds at most one line's worth of HELP text;
+//! the key scratch buffer is the caller's.
+
+use std::fmt;
+
+use crate::cache::{Cache, CacheError, Family};
+use crate::exposition::{self, Label, Line, LineError, MetricType, Sample};
+use crate::limits::{LINE_MAX_BYTES, MAX_LABELS};
+
+/// Prefix of the gateway's own metrics; pushes may not use it.
+pub const RESERVED_PREFIX: &str = "push_gateway_";
+
+/// Why a line was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestError {
+    Line(LineError),
+    Cache(CacheError),
+    /// The sample's name belongs to a family of another type (`x` when `x`
+    /// is a histogram).
+    TypeConflict,
+    Reserved,
+}
+
+impl IngestError {
+    /// A short stable name, for logs and the rejected-lines counter.
+    pub fn reason(self) -> &'static str {
+        match self {
+            IngestError::Line(e) => e.reason(),
+            IngestError::Cache(_) => "too_large",
+            IngestError::TypeConflict => "type_conflict",
+            IngestError::Reserved => "reserved",
+        }
+    }
+}
+
+impl fmt::Display for IngestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IngestError::Line(e) => e.fmt(f),
+            IngestError::Cache(e) => e.fmt(f),
+            IngestError::TypeConflict => f.write_str(
+                "sample does not fit its family's TYPE (e.g. a bare histogram name): send _bucket, _sum and _count samples, or another name",
+            ),
+            IngestError::Reserved => f.write_str(
+                "metric names starting with push_gateway_ are the gateway's own: choose another name",
+            ),
+        }
+    }
+}
+
+impl From<LineError> for IngestError {
+    fn from(e: LineError) -> Self {
+        IngestError::Line(e)
+    }
+}
+
+impl From<CacheError> for IngestError {
+    fn from(e: CacheError) -> Self {
+        IngestError::Cache(e)
+    }
+}
+
+/// What a stream said before its current line: its last TYPE and HELP.
+#[derive(Debug, Default)]
+pub struct StreamContext {
+    type_name: String,
+    type_kind: Option<MetricType>,
+    help_name: String,
+    help_text: String,
+}
+
+impl StreamContext {
+    fn help_for(&self, family: &str) -> Option<&str> {
+        (self.help_name == family).then_some(self.help_text.as_str())
+    }
+}
+
+/// Parses and applies one line (without its newline) at time `now`.
+///
+/// # Errors
+/// What was wrong with the line; the cache is unchanged then.
+pub fn apply_line(
+    cache: &mut Cache,
+    ctx: &mut StreamContext,
+    line: &[u8],
+    now: u64,
+    ttl_ms: u64,
+    key: &mut Vec<u8>,
+) -> Result<(), IngestError> {
+    match exposition::parse_line(line)? {
+        Line::Ignored => Ok(()),
+        Line::Help { name, text } => {
+            ctx.help_name.clear();
+            ctx.help_name.push_str(name);
+            ctx.help_text.clear();
+            ctx.help_text.push_str(text);
+            Ok(())
+        }
+        Line::Type { name, kind } => {
+            ctx.type_name.clear();
+            ctx.type_name.push_str(name);
+            ctx.type_kind = Some(kind);
+            Ok(())
+        }
+        Line::Sample(sample) => {
+            let family = resolve_family(cache, ctx, sample.name)?;
+            write_key(&sample, &[], key);
+            cache.set(&family, key, sample.value, now, ttl_ms)?;
+            Ok(())
+        }
+    }
+}
+
+/// Which family a sample named `name` belongs to.
+fn resolve_family<'a>(
+    cache: &Cache,
+    ctx: &'a StreamContext,
+    name: &'a str,
+) -> Result<Family<'a>, IngestError> {
+    if name.starts_with(RESERVED_PREFIX) {
+        return Err(IngestError::Reserved);
+    }
+    let family = |family: &'a str, kind| Family {
+        name: family,
+        kind,
+        help: ctx.help_for(family),
+    };
+    if let Some(kind) = ctx.type_kind
+        && kind.owns(&ctx.type_name, name)
+    {
+        return Ok(family(&ctx.type_name, kind));
+    }
+    if let Some(kind) = cache.family_type(name) {
+        return if kind.owns(name, name) {
+            Ok(family(name, kind))
+        } else {
+            Err(IngestError::TypeConflict)
+        };
+    }
+    for suffix in ["_bucket", "_sum", "_count"] {
+        if let Some(base) = name.strip_suffix(suffix)
+            && let Some(kind) = cache.family_type(base)
+            && kind.owns(base, name)
+        {
+            return Ok(family(base, kind));
+        }
+    }
+    Ok(family(name, MetricType::Untyped))
+}
+
+/// Writes the canonical key `name{a="1",b="2"}` of `sample`: labels sorted
+/// by name, values escaped as written. `overrides` (already valid labels,
+/// such as a push's grouping labels) replace the sample's labels of the
+/// same name.
+pub fn write_key(sample: &Sample, overrides: &[Label], key: &mut Vec<u8>) {
+    let mut labels: [Label; MAX_LABELS * 2] = [("", ""); MAX_LABELS * 2];
+    let mut n = 0;
+    for &l in overrides.iter().chain(
+        sample
+            .labels()
+            .iter()
+            .filter(|(name, _)| !overrides.iter().any(|(o, _)| o == name)),
+    ) {
+        if n < labels.len() {
+            labels[n] = l;
+            n += 1;
+        }
+    }
+    let labels = &mut labels[..n];
+    labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    key.clear();
+    key.extend_from_slice(sample.name.as_bytes());
+    if labels.is_empty() {
+        return;
+    }
+    key.push(b'{');
+    for (i, (name, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            key.push(b',');
+        }
+        key.extend_from_slice(name.as_bytes());
+        key.extend_from_slice(b"=\"");
+        key.extend_from_slice(value.as_bytes());
+        key.push(b'"');
+    }
+    key.push(b'}');
+}
+
+/// A key scratch buffer big enough for any line's key.
+pub fn key_buffer() -> Vec<u8> {
+    Vec::with_capacity(2 * LINE_MAX_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::Renderer;
+
+    fn feed(
+        cache: &mut Cache,
+        ctx: &mut StreamContext,
+        text: &str,
+    ) -> Vec<Result<(), IngestError>> {
+        let mut key = key_buffer();
+        text.lines()
+            .map(|l| apply_line(cache, ctx, l.as_bytes(), 0, 1000, &mut key))
+            .collect()
+    }
+
+    fn page(cache: &Cache) -> String {
+        let mut r = Renderer::new(cache);
+        String::from_utf8(r.render(cache, |_| {}).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn label_order_does_not_matter() {
+        let mut cache = Cache::new(4096);
+        let mut ctx = StreamContext::default();
+        feed(
+            &mut cache,
+            &mut ctx,
+            "x{b=\"2\",a=\"1\"} 1\nx{a=\"1\", b=\"2\"} 5\n",
+        );
+        assert_eq!(cache.series_count(), 1);
+        assert_eq!(cache.get(b"x{a=\"1\",b=\"2\"}", 0), Some(5.0));
+    }
+
+    #[test]
+    fn type_and_help_apply_to_their_family() {
+        let mut cache = Cache::new(8192);
+        let mut ctx = StreamContext::default();
+        let results = feed(
+            &mut cache,
+            &mut ctx,
+            "# HELP rpc_seconds RPC latency.\n\
+             # TYPE rpc_seconds summary\n\
+             rpc_seconds{quantile=\"0.5\"} 0.2\n\
+             rpc_seconds_sum 10\n\
+             rpc_seconds_count 50\n\
+             # TYPE up gauge\n\
+             up 1\n\
+             rpc_seconds_count 51\n\
+             other 3\n",
+        );
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(
+            page(&cache),
+            "# TYPE other untyped\n\
+             other 3\n\
+             # HELP rpc_seconds RPC latency.\n\
+             # TYPE rpc_seconds summary\n\
+             rpc_seconds{quantile=\"0.5\"} 0.2\n\
+             rpc_seconds_sum 10\n\
+             rpc_seconds_count 51\n\
+             # TYPE up gauge\n\
+             up 1\n"
+        );
+    }
+
+    #[test]
+    fn later_connections_join_existing_families() {
+        let mut cache = Cache::new(8192);
+        feed(
+            &mut cache,
+            &mut StreamContext::default(),
+            "# TYPE h histogram\nh_bucket{le=\"1\"} 1\n",
+        );
+        let mut fresh = StreamContext::default();
+        let r = feed(&mut cache, &mut fresh, "h_sum 3\nh 1\n");
+        assert_eq!(r, vec![Ok(()), Err(IngestError::TypeConflict)]);
+        assert_eq!(cache.family_count(), 1);
+        assert_eq!(cache.series_count(), 2);
+    }
+
+    #[test]
+    fn rejects_reserved_names_and_bad_lines() {
+        let mut cache = Cache::new(4096);
+        let r = feed(
+            &mut cache,
+            &mut StreamContext::default(),
+            "push_gateway_cache_bytes 1\nx 1 123\nok 1\n",
+        );
+        assert_eq!(
+            r,
+            vec![
+                Err(IngestError::Reserved),
+                Err(IngestError::Line(LineError::Timestamp)),
+                Ok(())
+            ]
+        );
+        assert_eq!(cache.series_count(), 1);
+    }
+
+    #[test]
+    fn overrides_replace_sample_labels() {
+        let line = "m{instance=\"a\",z=\"1\"} 1";
+        let Ok(Line::Sample(s)) = exposition::parse_line(line.as_bytes()) else {
+            panic!()
+        };
+        let mut key = Vec::new();
+        write_key(&s, &[("job", "j"), ("instance", "b")], &mut key);
+        assert_eq!(key, b"m{instance=\"b\",job=\"j\",z=\"1\"}");
+    }
+}

@@ -1,0 +1,32 @@
+//! push-gateway: local processes push Prometheus metrics into a Unix
+//! socket; the gateway keeps each series for a TTL after its last write in
+//! a fixed byte budget and serves them on `/metrics` for Prometheus.
+//!
+//! # Layout
+//! * [`config`]: flags and environment to a checked [`config::Config`].
+//! * [`limits`]: every fixed bound, with its unit and overflow action.
+//! * [`listen`]: creating the push socket (mode, stale files) and the TCP
+//!   listener, with start-up errors that say what to do.
+//! * [`event_loop`]: the one `mio::Poll`, its tokens and the dispatch.
+//! * [`slab`]: connections keyed by token, in fixed capacity.
+//! * [`conn`]: per-connection state machines (stream pushes, HTTP).
+//! * [`http`]: HTTP/1.x request framing and response heads (httparse).
+//! * [`exposition`]: the text exposition format parser (nom).
+//! * [`ingest`]: what parsed lines mean for the cache (families, keys).
+//! * [`cache`]: the byte-budgeted TTL cache.
+//! * [`render`]: the `/metrics` page.
+//! * [`warn_limit`]: rate-limited warnings about bad input.
+#![deny(unsafe_code)]
+
+pub mod cache;
+pub mod config;
+pub mod conn;
+pub mod event_loop;
+pub mod exposition;
+pub mod http;
+pub mod ingest;
+pub mod limits;
+pub mod listen;
+pub mod render;
+pub mod slab;
+pub mod warn_limit;

@@ -1,0 +1,93 @@
+//! Every fixed bound of the gateway, in one place.
+//!
+//! Each constant says what it bounds, its unit, and what happens when a
+//! client goes past it. The bounds that operators tune (`--cache-bytes`,
+//! `--max-connections`, `--ttl`, `--max-body-bytes`) are flags in
+//! [`crate::config`]; the rest are fixed here. README's "Limits" table
+//! lists the same numbers.
+//!
+//! Worst-case heap, in bytes, is about
+//! `cache_bytes + max_connections × PER_CONNECTION_MAX_BYTES + READ_CHUNK_BYTES
+//!  + page`, where `page` is the rendered `/metrics` page (at most about
+//! `2 × cache_bytes` plus the self-metrics); see [`worst_case_heap_bytes`].
+
+use std::time::Duration;
+
+/// Longest exposition line accepted on the stream protocol, newline
+/// excluded. Longer lines are discarded up to their newline without being
+/// buffered, and answered with an error. Also the most a stream connection
+/// buffers for a line split across reads.
+pub const LINE_MAX_BYTES: usize = 4096;
+
+/// Most labels on one sample. More is rejected as a bad line.
+pub const MAX_LABELS: usize = 32;
+
+/// One read from a socket goes into a shared scratch buffer of this size;
+/// complete lines are applied straight from it, so only a partial last line
+/// is copied into the connection's own buffer.
+pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Error replies queued on one stream connection that the client has not
+/// read yet. When full, further replies are dropped (never blocking the
+/// gateway on a client that does not read).
+pub const REPLY_MAX_BYTES: usize = 1024;
+
+/// Largest HTTP request head (request line and headers). Larger gets
+/// `431 Request Header Fields Too Large` and the connection is closed.
+pub const REQUEST_HEAD_MAX_BYTES: usize = 8 * 1024;
+
+/// Most headers in one HTTP request; more gets 431.
+pub const MAX_HEADERS: usize = 32;
+
+/// A client must send a complete HTTP request head within this time of
+/// connecting or of its previous response, or the connection is closed.
+/// Bounds slow clients that trickle bytes.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An idle keep-alive HTTP connection, or a stream connection, is closed
+/// after this long without a byte received. Stream pushers that stay open
+/// for days keep their connection as long as they write at least this often.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A response that the client does not read is abandoned (connection
+/// closed) after this long without progress.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After a final response (an error, or `Connection: close`), the gateway
+/// reads and discards what the client still sends for at most this long
+/// before closing, so the client gets the response instead of a reset.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// Warnings about bad input: at most this many per [`WARN_WINDOW`]; the rest
+/// are counted and summarised in one line, so a flood cannot fill the log.
+pub const WARN_BURST: u32 = 10;
+
+/// The window of [`WARN_BURST`].
+pub const WARN_WINDOW: Duration = Duration::from_secs(10);
+
+/// After an accept error such as EMFILE, accepting is retried after this
+/// long instead of spinning on a listener that stays readable.
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// Smallest `--cache-bytes`: the index and a few series must fit.
+pub const CACHE_MIN_BYTES: usize = 1024;
+
+/// Largest `--cache-bytes`; offsets inside the cache are 32-bit.
+pub const CACHE_MAX_BYTES: usize = 1 << 30;
+
+/// Most `--max-connections`.
+pub const CONNECTIONS_MAX: usize = 65_536;
+
+/// Heap one connection may hold at most: its line or request buffer, its
+/// HELP context and its queued replies (the page it is sending is shared and
+/// counted once, in the renderer).
+pub const PER_CONNECTION_MAX_BYTES: usize =
+    LINE_MAX_BYTES + LINE_MAX_BYTES + REPLY_MAX_BYTES + REQUEST_HEAD_MAX_BYTES;
+
+/// Worst-case heap of the whole gateway for a configuration, as documented
+/// in README. Pages held by slow scrapers are one per distinct page, and
+/// each is bounded by `2 × cache_bytes + 64 KiB`.
+pub fn worst_case_heap_bytes(cache_bytes: usize, max_connections: usize) -> usize {
+    let page = 2 * cache_bytes + 64 * 1024;
+    cache_bytes + max_connections * (PER_CONNECTION_MAX_BYTES + page) + READ_CHUNK_BYTES
+}

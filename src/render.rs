@@ -1,0 +1,304 @@
+//! Renders the cache as a `/metrics` page in the text exposition format.
+//!
+//! Each family appears once, sorted by name: its HELP and TYPE, then its
+//! samples. Inside a family, samples are grouped by their labels (without
+//! `le`/`quantile`), then ordered bucket/sample, `_sum`, `_count`, with
+//! buckets and quantiles in numeric order, as client libraries write them.
+//! Keys and HELP texts are stored in their escaped form, so rendering copies
+//! them as they are.
+//!
+//! # Memory
+//! The page is written into one reused buffer (`Rc`, so a slow scraper can
+//! keep sending a page while a new one is rendered for the next scraper; a
+//! new buffer is made only then). The sort order is kept in a scratch vector
+//! reserved for the most series the budget can hold, and recomputed only
+//! when series are added or removed.
+
+use std::cmp::Ordering;
+use std::io::Write as _;
+use std::rc::Rc;
+
+use crate::cache::Cache;
+use crate::exposition::MetricType;
+
+pub struct Renderer {
+    order: Vec<u32>,
+    order_layout: Option<u64>,
+    page: Rc<Vec<u8>>,
+}
+
+impl Renderer {
+    /// Reserves room to sort the most series `cache` can ever hold.
+    pub fn new(cache: &Cache) -> Renderer {
+        Renderer {
+            order: Vec::with_capacity(cache.max_series()),
+            order_layout: None,
+            page: Rc::new(Vec::with_capacity(cache.capacity() * 2)),
+        }
+    }
+
+    /// Renders the page; `extra` appends more families (the gateway's own
+    /// metrics) after the cache's.
+    pub fn render(&mut self, cache: &Cache, extra: impl FnOnce(&mut Vec<u8>)) -> Rc<Vec<u8>> {
+        if self.order_layout != Some(cache.layout()) {
+            self.order.clear();
+            cache.series_ids(&mut self.order);
+            self.order
+                .sort_unstable_by(|&a, &b| compare_series(cache, a, b));
+            self.order_layout = Some(cache.layout());
+        }
+        if Rc::get_mut(&mut self.page).is_none() {
+            // A slow scraper still holds the previous page.
+            self.page = Rc::new(Vec::with_capacity(self.page.capacity()));
+        }
+        let out = Rc::get_mut(&mut self.page).expect("buffer was just made unique");
+        out.clear();
+        write_page(cache, &self.order, out);
+        extra(out);
+        Rc::clone(&self.page)
+    }
+}
+
+/// Writes all series of `order` (already sorted) as exposition text.
+pub fn write_page(cache: &Cache, order: &[u32], out: &mut Vec<u8>) {
+    let mut current = u32::MAX;
+    for &id in order {
+        let s = cache.series(id);
+        if s.family != current {
+            current = s.family;
+            let f = cache.family(current);
+            write_family_header(out, f.name, f.help, f.kind);
+        }
+        out.extend_from_slice(s.key);
+        out.push(b' ');
+        write_value(out, s.value);
+        out.push(b'\n');
+    }
+}
+
+/// `# HELP` (when there is text) and `# TYPE` lines of one family.
+pub fn write_family_header(out: &mut Vec<u8>, name: &[u8], help: &[u8], kind: MetricType) {
+    if !help.is_empty() {
+        out.extend_from_slice(b"# HELP ");
+        out.extend_from_slice(name);
+        out.push(b' ');
+        out.extend_from_slice(help);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"# TYPE ");
+    out.extend_from_slice(name);
+    out.push(b' ');
+    out.extend_from_slice(kind.as_str().as_bytes());
+    out.push(b'\n');
+}
+
+/// Writes a sample value the way Prometheus parses it: integers plainly,
+/// `NaN`, `+Inf`, `-Inf`, and other numbers in their shortest exact form.
+pub fn write_value(out: &mut Vec<u8>, v: f64) {
+    if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if v.is_infinite() {
+        out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        write_int(out, v as i64);
+    } else if (1e-4..1e15).contains(&v.abs()) {
+        let _ = write!(out, "{v}");
+    } else {
+        let _ = write!(out, "{v:e}");
+    }
+}
+
+fn write_int(out: &mut Vec<u8>, v: i64) {
+    let mut buf = [0u8; 20];
+    let mut n = v.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+fn compare_series(cache: &Cache, a: u32, b: u32) -> Ordering {
+    let (sa, sb) = (cache.series(a), cache.series(b));
+    if sa.family != sb.family {
+        return cache
+            .family(sa.family)
+            .name
+            .cmp(cache.family(sb.family).name);
+    }
+    let family = cache.family(sa.family);
+    compare_keys(family.name, sa.key, sb.key)
+}
+
+/// Orders two series keys of family `family` as client libraries do.
+pub fn compare_keys(family: &[u8], a: &[u8], b: &[u8]) -> Ordering {
+    let (name_a, labels_a) = split_key(a);
+    let (name_b, labels_b) = split_key(b);
+    let grouping = |labels| Labels(labels).filter(|(n, _)| !is_bound_label(n));
+    grouping(labels_a)
+        .cmp(grouping(labels_b))
+        .then_with(|| suffix_rank(family, name_a).cmp(&suffix_rank(family, name_b)))
+        .then_with(|| name_a.cmp(name_b))
+        .then_with(|| bound(labels_a).total_cmp(&bound(labels_b)))
+        .then_with(|| a.cmp(b))
+}
+
+fn is_bound_label(name: &[u8]) -> bool {
+    name == b"le" || name == b"quantile"
+}
+
+fn suffix_rank(family: &[u8], name: &[u8]) -> u8 {
+    match name.strip_prefix(family) {
+        Some(b"_sum") => 1,
+        Some(b"_count") => 2,
+        _ => 0,
+    }
+}
+
+/// The numeric `le` or `quantile` of a key, for ordering (absent sorts first).
+fn bound(labels: &[u8]) -> f64 {
+    Labels(labels)
+        .find(|(n, _)| is_bound_label(n))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(f64::NEG_INFINITY)
+}
+
+/// Splits `name{labels}` into the name and the text between the braces.
+fn split_key(key: &[u8]) -> (&[u8], &[u8]) {
+    match key.iter().position(|&c| c == b'{') {
+        Some(i) => (&key[..i], &key[i + 1..key.len().saturating_sub(1)]),
+        None => (key, &[]),
+    }
+}
+
+/// Iterates `name="value"` pairs of a canonical label list (values escaped).
+struct Labels<'a>(&'a [u8]);
+
+impl<'a> Iterator for Labels<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let s = self.0;
+        let eq = s.iter().position(|&c| c == b'=')?;
+        let name = &s[..eq];
+        let value_start = eq + 2;
+        let mut i = value_start;
+        while i < s.len() && s[i] != b'"' {
+            i += if s[i] == b'\\' { 2 } else { 1 };
+        }
+        let value = &s[value_start.min(s.len())..i.min(s.len())];
+        self.0 = s.get(i + 2..).unwrap_or(&[]);
+        Some((name, value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Family;
+
+    fn value(v: f64) -> String {
+        let mut out = Vec::new();
+        write_value(&mut out, v);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn values() {
+        for (v, s) in [
+            (0.0, "0"),
+            (-0.0, "0"),
+            (42.0, "42"),
+            (-7.0, "-7"),
+            (1.5, "1.5"),
+            (-3.5e-7, "-3.5e-7"),
+            (1e21, "1e21"),
+            (0.001, "0.001"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (f64::NAN, "NaN"),
+            (i64::MIN as f64, "-9.223372036854776e18"),
+        ] {
+            assert_eq!(value(v), s);
+        }
+        for v in [0.1, 1.0 / 3.0, 123456.789, 9.999e-5, 5e-324, f64::MAX] {
+            assert_eq!(value(v).parse::<f64>().unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn families_once_sorted_and_grouped() {
+        let mut cache = Cache::new(8192);
+        let hist = Family {
+            name: "req_seconds",
+            kind: MetricType::Histogram,
+            help: Some("Request \\\\ latency."),
+        };
+        let gauge = Family {
+            name: "a_temp",
+            kind: MetricType::Gauge,
+            help: None,
+        };
+        for key in [
+            "req_seconds_count{path=\"/b\"}",
+            "req_seconds_bucket{le=\"+Inf\",path=\"/a\"}",
+            "req_seconds_sum{path=\"/a\"}",
+            "req_seconds_bucket{le=\"10\",path=\"/a\"}",
+            "req_seconds_bucket{le=\"2.5\",path=\"/a\"}",
+            "req_seconds_count{path=\"/a\"}",
+            "req_seconds_bucket{le=\"+Inf\",path=\"/b\"}",
+        ] {
+            cache.set(&hist, key.as_bytes(), 1.0, 0, 1000).unwrap();
+        }
+        cache
+            .set(&gauge, b"a_temp{room=\"x\\\"y\"}", 21.5, 0, 1000)
+            .unwrap();
+        let mut r = Renderer::new(&cache);
+        let page = r.render(&cache, |out| out.extend_from_slice(b"# tail\n"));
+        let expected = "\
+# TYPE a_temp gauge
+a_temp{room=\"x\\\"y\"} 21.5
+# HELP req_seconds Request \\\\ latency.
+# TYPE req_seconds histogram
+req_seconds_bucket{le=\"2.5\",path=\"/a\"} 1
+req_seconds_bucket{le=\"10\",path=\"/a\"} 1
+req_seconds_bucket{le=\"+Inf\",path=\"/a\"} 1
+req_seconds_sum{path=\"/a\"} 1
+req_seconds_count{path=\"/a\"} 1
+req_seconds_bucket{le=\"+Inf\",path=\"/b\"} 1
+req_seconds_count{path=\"/b\"} 1
+# tail
+";
+        assert_eq!(String::from_utf8_lossy(&page), expected);
+    }
+
+    #[test]
+    fn a_held_page_is_not_overwritten() {
+        let mut cache = Cache::new(4096);
+        let f = Family {
+            name: "x",
+            kind: MetricType::Untyped,
+            help: None,
+        };
+        cache.set(&f, b"x", 1.0, 0, 1000).unwrap();
+        let mut r = Renderer::new(&cache);
+        let held = r.render(&cache, |_| {});
+        cache.set(&f, b"x", 2.0, 0, 1000).unwrap();
+        let fresh = r.render(&cache, |_| {});
+        assert_eq!(&held[..], b"# TYPE x untyped\nx 1\n");
+        assert_eq!(&fresh[..], b"# TYPE x untyped\nx 2\n");
+        drop(held);
+        drop(fresh);
+        let again = r.render(&cache, |_| {});
+        assert_eq!(&again[..], b"# TYPE x untyped\nx 2\n");
+    }
+}
