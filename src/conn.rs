@@ -28,7 +28,7 @@ use crate::cache::Cache;
 use crate::http::{self, BodyFraming, Method, Request};
 use crate::ingest::{self, IngestError, StreamContext};
 use crate::limits::{
-    IDLE_TIMEOUT, LINGER, LINE_MAX_BYTES, REPLY_MAX_BYTES, REQUEST_HEAD_MAX_BYTES, REQUEST_TIMEOUT,
+    IDLE_TIMEOUT, LINE_MAX_BYTES, LINGER, REPLY_MAX_BYTES, REQUEST_HEAD_MAX_BYTES, REQUEST_TIMEOUT,
     WRITE_TIMEOUT,
 };
 use crate::render::Renderer;
@@ -172,6 +172,10 @@ pub enum State {
     Stream(StreamState),
     Http(HttpState),
 }
+
+/// A new HTTP connection's request buffer; it grows to
+/// [`REQUEST_HEAD_MAX_BYTES`] only for a request that needs it.
+const REQUEST_BUF_START_BYTES: usize = 1024;
 
 /// Enough bytes to tell an HTTP method and target from exposition text.
 const DETECT_BYTES: usize = 16;
@@ -432,7 +436,7 @@ impl Conn {
                     h.close_after = !keep_alive;
                     self.last_progress = ctx.now;
                 }
-                Ok(None) => match self.socket.read(&mut h.buf[h.len..]) {
+                Ok(None) => match self.socket.read(h.spare()) {
                     Ok(0) => return Step::Close,
                     Ok(n) => {
                         if h.len == 0 {
@@ -509,11 +513,7 @@ const READ_ONLY: &str =
 fn route(req: &Request, may_push: bool) -> (u16, Body, Option<&'static str>) {
     let read_only = matches!(req.method, Method::Get | Method::Head);
     if !may_push && req.path.starts_with("/metrics/") {
-        return (
-            405,
-            Body::Text(READ_ONLY),
-            Some("GET, HEAD"),
-        );
+        return (405, Body::Text(READ_ONLY), Some("GET, HEAD"));
     }
     let page = match req.path {
         "/metrics" => Body::Page,
@@ -578,9 +578,19 @@ fn respond(
 }
 
 impl HttpState {
+    /// Free space to read into, growing the buffer (up to the head limit)
+    /// when it is full: most requests are a few hundred bytes.
+    fn spare(&mut self) -> &mut [u8] {
+        if self.len == self.buf.len() && self.buf.len() < REQUEST_HEAD_MAX_BYTES {
+            let grown = (self.buf.len() * 2).min(REQUEST_HEAD_MAX_BYTES);
+            self.buf.resize(grown, 0);
+        }
+        &mut self.buf[self.len..]
+    }
+
     fn new() -> HttpState {
         HttpState {
-            buf: vec![0; REQUEST_HEAD_MAX_BYTES],
+            buf: vec![0; REQUEST_BUF_START_BYTES],
             len: 0,
             close_after: false,
             lingering: false,

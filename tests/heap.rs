@@ -1,0 +1,201 @@
+//! The heap does not grow with pushes: the cache's memory is reserved at
+//! start-up, and the whole gateway, run in-process with a counting global
+//! allocator, returns to the same heap after any amount of pushing,
+//! scraping, churn and bad input.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use push_gateway::cache::{Cache, Family};
+use push_gateway::config::Config;
+use push_gateway::exposition::MetricType;
+
+struct Counting;
+
+thread_local! {
+    /// Whether this thread's heap is the gateway's (counted globally).
+    static TRACKED: Cell<bool> = const { Cell::new(false) };
+    /// Allocations made by this thread while `COUNT_LOCAL` is set.
+    static LOCAL_ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    static COUNT_LOCAL: Cell<bool> = const { Cell::new(false) };
+}
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static PEAK_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+fn tracked() -> bool {
+    TRACKED.try_with(Cell::get).unwrap_or(false)
+}
+
+fn count(delta: isize) {
+    let live = LIVE_BYTES.fetch_add(delta, Ordering::SeqCst) + delta;
+    PEAK_BYTES.fetch_max(live, Ordering::SeqCst);
+}
+
+fn count_local() {
+    if COUNT_LOCAL.try_with(Cell::get).unwrap_or(false) {
+        let _ = LOCAL_ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// wrapper only counts, without allocating.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_local();
+        if tracked() {
+            count(layout.size() as isize);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if tracked() {
+            count(-(layout.size() as isize));
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_local();
+        if tracked() {
+            count(new_size as isize - layout.size() as isize);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+#[test]
+fn the_cache_never_allocates_after_start_up() {
+    let mut cache = Cache::new(10 * 1024);
+    let mut key = Vec::with_capacity(256);
+    COUNT_LOCAL.with(|t| t.set(true));
+    let before = LOCAL_ALLOCATIONS.with(Cell::get);
+    for i in 0..200_000u64 {
+        key.clear();
+        write!(&mut key, "flood{{n=\"{}\"}}", i % 5000).unwrap();
+        let help = if i % 7 == 0 { Some("a flood") } else { None };
+        let family = Family {
+            name: "flood",
+            kind: MetricType::Gauge,
+            help,
+        };
+        cache.set(&family, &key, i as f64, i / 10, 1000).unwrap();
+        if i % 1000 == 0 {
+            cache.expire(i / 10);
+        }
+        assert!(cache.used() <= cache.capacity());
+    }
+    let after = LOCAL_ALLOCATIONS.with(Cell::get);
+    COUNT_LOCAL.with(|t| t.set(false));
+    assert_eq!(after, before, "the cache allocated while storing");
+    assert!(cache.stats.evicted_budget > 0);
+}
+
+fn push(socket: &std::path::Path, text: &[u8]) {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.write_all(text).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).unwrap();
+}
+
+fn scrape(addr: std::net::SocketAddr) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    page
+}
+
+/// A mixed workload: new and rewritten series past the budget, bad and
+/// over-long lines, scrapes, and connections that come and go.
+fn workload(socket: &std::path::Path, addr: std::net::SocketAddr, round: u32) {
+    for batch in 0..20 {
+        let mut text = String::from("# HELP churn_total Churn.\n# TYPE churn_total counter\n");
+        for n in 0..100 {
+            text.push_str(&format!(
+                "churn_total{{round=\"{round}\",batch=\"{batch}\",n=\"{n}\"}} {n}\n"
+            ));
+        }
+        text.push_str("bad line\nts 1 2\n");
+        text.push_str(&"y".repeat(10_000));
+        text.push_str("\nlast 1");
+        push(socket, text.as_bytes());
+        scrape(addr);
+    }
+    for _ in 0..20 {
+        drop(UnixStream::connect(socket).unwrap());
+        drop(std::net::TcpStream::connect(addr).unwrap());
+    }
+}
+
+/// Waits until the server thread's heap stops moving and returns it.
+fn settled_heap() -> isize {
+    let mut last = LIVE_BYTES.load(Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = LIVE_BYTES.load(Ordering::SeqCst);
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+#[test]
+fn the_gateway_heap_is_the_same_after_warm_up_and_after_a_long_run() {
+    let dir = std::env::temp_dir().join(format!("pg-heap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("push.sock");
+    let config = Config::with_defaults(socket.clone());
+    let push_listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    push_listener.set_nonblocking(true).unwrap();
+    let scrape_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    scrape_listener.set_nonblocking(true).unwrap();
+    let addr = scrape_listener.local_addr().unwrap();
+    let cache_bytes = config.cache_bytes as isize;
+    let max_connections = config.max_connections;
+    std::thread::spawn(move || {
+        TRACKED.with(|t| t.set(true));
+        let _ = push_gateway::event_loop::run(
+            mio::net::UnixListener::from_std(push_listener),
+            mio::net::TcpListener::from_std(scrape_listener),
+            &config,
+        );
+    });
+    workload(&socket, addr, 0);
+    let warm = settled_heap();
+    // Start-up reserved the cache; nothing else of its size or more.
+    assert!(warm >= cache_bytes, "{warm}");
+    assert!(warm < cache_bytes + 256 * 1024, "{warm}");
+    for round in 1..=5 {
+        workload(&socket, addr, round);
+    }
+    let after = settled_heap();
+    assert_eq!(
+        after, warm,
+        "heap after warm-up {warm} B, after the run {after} B"
+    );
+    // The documented worst case bounds every moment of the run.
+    let peak = PEAK_BYTES.load(Ordering::SeqCst) as usize;
+    let bound = push_gateway::limits::worst_case_heap_bytes(cache_bytes as usize, max_connections);
+    assert!(
+        peak <= bound,
+        "peak {peak} B above the documented bound {bound} B"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
