@@ -59,6 +59,7 @@ const FREE_END: u32 = FREE - 1;
 const KIND_DEAD: u8 = 0;
 const KIND_SERIES: u8 = 1;
 const KIND_FAMILY: u8 = 2;
+const KIND_GROUP: u8 = 3;
 
 // Header field offsets.
 const F_KIND: usize = 0;
@@ -73,6 +74,12 @@ const F_NEXT: usize = 20;
 const F_FAMILY: usize = 24;
 /// Family: length of its HELP text.
 const F_HELP_LEN: usize = 28;
+/// Series: the group that pushed it, or `NIL` for a streamed series.
+const F_OWNER: usize = 28;
+/// Group: its first series (F_FAMILY's slot; groups have no family).
+const F_FIRST: usize = 24;
+/// Group: bytes after its key holding the last failed push time.
+const GROUP_EXTRA_BYTES: usize = 8;
 /// Series: its value. Dead record: its size.
 const F_VALUE: usize = 32;
 const F_DEADLINE: usize = 40;
@@ -82,13 +89,19 @@ const F_DEADLINE: usize = 40;
 pub enum CacheError {
     /// The series (with its family) is larger than the whole budget.
     TooLarge,
+    /// The series exists and belongs to another pusher (a group, or the
+    /// stream protocol).
+    Owned,
 }
 
 impl fmt::Display for CacheError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CacheError::TooLarge => f.write_str(
-                "series larger than the whole cache budget: shorten its labels or raise --cache-bytes",
+                "larger than the whole cache budget: shorten the labels, push less, or raise --cache-bytes",
+            ),
+            CacheError::Owned => f.write_str(
+                "this series is already pushed by another group or by a stream: give it other labels",
             ),
         }
     }
@@ -120,6 +133,17 @@ pub struct SeriesView<'a> {
     pub family: u32,
 }
 
+/// What the renderer reads of one pushed group.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupView<'a> {
+    /// Grouping labels, canonical: `job="a",instance="b"` sorted by name.
+    pub labels: &'a [u8],
+    /// Unix time of the last successful push, in seconds.
+    pub push_time: f64,
+    /// Unix time of the last failed push, or 0.
+    pub failure_time: f64,
+}
+
 /// What the renderer reads of one family.
 #[derive(Debug, Clone, Copy)]
 pub struct FamilyView<'a> {
@@ -143,6 +167,9 @@ pub struct Cache {
     lru_tail: u32,
     series: usize,
     families: usize,
+    groups: usize,
+    /// The group being pushed, which eviction must spare.
+    pinned_group: u32,
     generation: u64,
     layout: u64,
     pub stats: CacheStats,
@@ -190,6 +217,8 @@ impl Cache {
             lru_tail: NIL,
             series: 0,
             families: 0,
+            groups: 0,
+            pinned_group: NIL,
             generation: 0,
             layout: 0,
             stats: CacheStats::default(),
@@ -218,6 +247,10 @@ impl Cache {
 
     pub fn family_count(&self) -> usize {
         self.families
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.groups
     }
 
     /// Changes whenever what the cache would render changes.
@@ -285,6 +318,8 @@ impl Cache {
                 let mut n = HEADER_BYTES + self.u16_at(off + F_KEY_LEN);
                 if kind == KIND_FAMILY {
                     n += self.u32_at(off + F_HELP_LEN) as usize;
+                } else if kind == KIND_GROUP {
+                    n += GROUP_EXTRA_BYTES;
                 }
                 align8(n)
             }
@@ -374,14 +409,12 @@ impl Cache {
                 return Ok(());
             }
             let head = self.lru_head;
-            if head != NIL && self.u64_at(self.off(head) + F_DEADLINE) <= now {
-                self.remove_series(head);
-                self.stats.evicted_ttl += 1;
+            if head != NIL && head != self.pinned_group && self.deadline(head) <= now {
+                self.stats.evicted_ttl += self.remove_entry(head);
             } else if free + self.dead_bytes >= need {
                 self.compact();
-            } else if head != NIL {
-                self.remove_series(head);
-                self.stats.evicted_budget += 1;
+            } else if head != NIL && head != self.pinned_group {
+                self.stats.evicted_budget += self.remove_entry(head);
             } else {
                 return Err(CacheError::TooLarge);
             }
@@ -466,8 +499,28 @@ impl Cache {
         self.free_ids = id;
     }
 
+    fn deadline(&self, id: u32) -> u64 {
+        self.u64_at(self.off(id) + F_DEADLINE)
+    }
+
+    /// Removes an entry of the write-order list (a streamed series or a
+    /// whole group); returns the number of series removed.
+    fn remove_entry(&mut self, id: u32) -> u64 {
+        if self.u8_at(self.off(id) + F_KIND) == KIND_GROUP {
+            self.remove_group(id)
+        } else {
+            self.remove_series(id);
+            1
+        }
+    }
+
     fn remove_series(&mut self, id: u32) {
-        self.lru_unlink(id);
+        let owner = self.field(id, F_OWNER);
+        if owner == NIL {
+            self.lru_unlink(id);
+        } else {
+            self.group_unlink(owner, id);
+        }
         let family = self.field(id, F_FAMILY);
         self.release(id);
         self.series -= 1;
@@ -573,13 +626,22 @@ impl Cache {
     fn drop_family_series(&mut self, family: u32) {
         // Pin so the family record survives while its series go.
         self.set_field(family, F_FAMILY, self.field(family, F_FAMILY) + 1);
-        let mut id = self.lru_head;
-        while id != NIL {
-            let next = self.field(id, F_NEXT);
-            if self.field(id, F_FAMILY) == family {
-                self.remove_series(id);
+        let mut entry = self.lru_head;
+        while entry != NIL {
+            let next_entry = self.field(entry, F_NEXT);
+            if self.u8_at(self.off(entry) + F_KIND) == KIND_GROUP {
+                let mut id = self.field(entry, F_FIRST);
+                while id != NIL {
+                    let next = self.field(id, F_NEXT);
+                    if self.field(id, F_FAMILY) == family {
+                        self.remove_series(id);
+                    }
+                    id = next;
+                }
+            } else if self.field(entry, F_FAMILY) == family {
+                self.remove_series(entry);
             }
-            id = next;
+            entry = next_entry;
         }
         self.unpin_family(family);
     }
@@ -594,6 +656,24 @@ impl Cache {
     /// the whole budget; the cache is unchanged then.
     pub fn set(
         &mut self,
+        family: &Family,
+        key: &[u8],
+        value: f64,
+        now: u64,
+        ttl_ms: u64,
+    ) -> Result<(), CacheError> {
+        if self
+            .find(KIND_SERIES, key, hash(key))
+            .is_some_and(|id| self.field(id, F_OWNER) != NIL)
+        {
+            return Err(CacheError::Owned);
+        }
+        self.set_owned(NIL, family, key, value, now, ttl_ms)
+    }
+
+    fn set_owned(
+        &mut self,
+        owner: u32,
         family: &Family,
         key: &[u8],
         value: f64,
@@ -629,9 +709,14 @@ impl Cache {
         // The pin taken above becomes this series' reference to its family.
         let id = self.alloc(KIND_SERIES, key, &[], h);
         self.set_field(id, F_FAMILY, fid);
+        self.set_field(id, F_OWNER, owner);
         self.series += 1;
         self.layout += 1;
-        self.lru_push_tail(id);
+        if owner == NIL {
+            self.lru_push_tail(id);
+        } else {
+            self.group_link(owner, id);
+        }
         self.write_value(id, value, now, ttl_ms);
         Ok(())
     }
@@ -639,26 +724,30 @@ impl Cache {
     fn write_value(&mut self, id: u32, value: f64, now: u64, ttl_ms: u64) {
         let off = self.off(id);
         self.set_u64(off + F_VALUE, value.to_bits());
+        self.generation += 1;
+        if self.u32_at(off + F_OWNER) != NIL {
+            // A pushed series lives and dies with its group.
+            return;
+        }
         self.set_u64(off + F_DEADLINE, now.saturating_add(ttl_ms));
         if self.lru_tail != id {
             self.lru_unlink(id);
             self.lru_push_tail(id);
         }
-        self.generation += 1;
     }
 
     /// The value of series `key`, if held and not expired at `now`.
     pub fn get(&self, key: &[u8], now: u64) -> Option<f64> {
         let id = self.find(KIND_SERIES, key, hash(key))?;
-        let off = self.off(id);
-        (self.u64_at(off + F_DEADLINE) > now).then(|| f64::from_bits(self.u64_at(off + F_VALUE)))
+        let owner = self.field(id, F_OWNER);
+        let deadline = self.deadline(if owner == NIL { id } else { owner });
+        (deadline > now).then(|| f64::from_bits(self.u64_at(self.off(id) + F_VALUE)))
     }
 
-    /// Removes every series whose deadline is at or before `now`.
+    /// Removes every series and group whose deadline is at or before `now`.
     pub fn expire(&mut self, now: u64) {
-        while self.lru_head != NIL && self.u64_at(self.off(self.lru_head) + F_DEADLINE) <= now {
-            self.remove_series(self.lru_head);
-            self.stats.evicted_ttl += 1;
+        while self.lru_head != NIL && self.deadline(self.lru_head) <= now {
+            self.stats.evicted_ttl += self.remove_entry(self.lru_head);
         }
     }
 
@@ -667,12 +756,41 @@ impl Cache {
         (self.lru_head != NIL).then(|| self.u64_at(self.off(self.lru_head) + F_DEADLINE))
     }
 
-    /// Appends the ids of all live series to `out` (oldest write first).
+    /// Appends the ids of all live series to `out`.
     pub fn series_ids(&self, out: &mut Vec<u32>) {
         let mut id = self.lru_head;
         while id != NIL {
-            out.push(id);
+            if self.u8_at(self.off(id) + F_KIND) == KIND_GROUP {
+                let mut s = self.field(id, F_FIRST);
+                while s != NIL {
+                    out.push(s);
+                    s = self.field(s, F_NEXT);
+                }
+            } else {
+                out.push(id);
+            }
             id = self.field(id, F_NEXT);
+        }
+    }
+
+    /// Appends the ids of all pushed groups to `out`.
+    pub fn group_ids(&self, out: &mut Vec<u32>) {
+        let mut id = self.lru_head;
+        while id != NIL {
+            if self.u8_at(self.off(id) + F_KIND) == KIND_GROUP {
+                out.push(id);
+            }
+            id = self.field(id, F_NEXT);
+        }
+    }
+
+    pub fn group(&self, id: u32) -> GroupView<'_> {
+        let off = self.off(id);
+        let failure_at = off + HEADER_BYTES + self.u16_at(off + F_KEY_LEN);
+        GroupView {
+            labels: self.key(id),
+            push_time: f64::from_bits(self.u64_at(off + F_VALUE)),
+            failure_time: f64::from_bits(self.u64_at(failure_at)),
         }
     }
 
@@ -693,6 +811,182 @@ impl Cache {
         }
     }
 
+    // ---- pushed groups ----------------------------------------------------
+
+    fn group_link(&mut self, group: u32, id: u32) {
+        let first = self.field(group, F_FIRST);
+        self.set_field(id, F_PREV, NIL);
+        self.set_field(id, F_NEXT, first);
+        if first != NIL {
+            self.set_field(first, F_PREV, id);
+        }
+        self.set_field(group, F_FIRST, id);
+    }
+
+    fn group_unlink(&mut self, group: u32, id: u32) {
+        let prev = self.field(id, F_PREV);
+        let next = self.field(id, F_NEXT);
+        if prev == NIL {
+            self.set_field(group, F_FIRST, next);
+        } else {
+            self.set_field(prev, F_NEXT, next);
+        }
+        if next != NIL {
+            self.set_field(next, F_PREV, prev);
+        }
+    }
+
+    fn remove_group(&mut self, group: u32) -> u64 {
+        let removed = self.group_clear(group, None);
+        self.lru_unlink(group);
+        self.release(group);
+        self.groups -= 1;
+        self.generation += 1;
+        self.layout += 1;
+        removed
+    }
+
+    /// The group with grouping labels `labels` (canonical), if held.
+    pub fn group_find(&self, labels: &[u8]) -> Option<u32> {
+        self.find(KIND_GROUP, labels, hash(labels))
+    }
+
+    /// Starts a push to the group `labels`: finds or creates it and spares
+    /// it from eviction until [`Cache::group_close`].
+    ///
+    /// # Errors
+    /// [`CacheError::TooLarge`] when even the empty group cannot fit.
+    pub fn group_open(&mut self, labels: &[u8], now: u64) -> Result<u32, CacheError> {
+        let h = hash(labels);
+        let id = match self.find(KIND_GROUP, labels, h) {
+            Some(id) => id,
+            None => {
+                let size = align8(HEADER_BYTES + labels.len() + GROUP_EXTRA_BYTES);
+                if labels.len() > usize::from(u16::MAX)
+                    || size + ID_BYTES + self.records_start > self.capacity()
+                {
+                    return Err(CacheError::TooLarge);
+                }
+                self.ensure_space(size, now)?;
+                let id = self.alloc(KIND_GROUP, labels, &0f64.to_bits().to_le_bytes(), h);
+                self.set_field(id, F_FIRST, NIL);
+                let off = self.off(id);
+                self.set_u64(off + F_DEADLINE, u64::MAX);
+                self.lru_push_tail(id);
+                self.groups += 1;
+                self.layout += 1;
+                self.generation += 1;
+                id
+            }
+        };
+        if self.lru_tail != id {
+            self.lru_unlink(id);
+            self.lru_push_tail(id);
+        }
+        self.pinned_group = id;
+        Ok(id)
+    }
+
+    /// Removes the group's series (only those of family `family` if given);
+    /// returns how many.
+    pub fn group_clear(&mut self, group: u32, family: Option<&[u8]>) -> u64 {
+        let mut removed = 0;
+        let mut id = self.field(group, F_FIRST);
+        while id != NIL {
+            let next = self.field(id, F_NEXT);
+            if family.is_none_or(|f| self.key(self.field(id, F_FAMILY)) == f) {
+                self.remove_series(id);
+                removed += 1;
+            }
+            id = next;
+        }
+        removed
+    }
+
+    /// Bytes the group's series hold, except those of families for which
+    /// `replaced` is true: what a push keeps, for its size check.
+    pub fn group_retained_bytes(&self, group: u32, replaced: impl Fn(&[u8]) -> bool) -> usize {
+        let mut bytes = 0;
+        let mut id = self.field(group, F_FIRST);
+        while id != NIL {
+            if !replaced(self.key(self.field(id, F_FAMILY))) {
+                bytes += self.record_size(self.off(id)) + ID_BYTES;
+            }
+            id = self.field(id, F_NEXT);
+        }
+        bytes
+    }
+
+    /// Bytes available to a push that may evict everything but its group.
+    pub fn push_room(&self) -> usize {
+        self.capacity() - self.records_start - self.id_count as usize * ID_BYTES
+    }
+
+    /// Writes one series of a group being pushed.
+    ///
+    /// # Errors
+    /// [`CacheError::Owned`] when a stream or another group holds the
+    /// series; [`CacheError::TooLarge`] when it cannot fit.
+    pub fn group_set(
+        &mut self,
+        group: u32,
+        family: &Family,
+        key: &[u8],
+        value: f64,
+        now: u64,
+    ) -> Result<(), CacheError> {
+        if self
+            .find(KIND_SERIES, key, hash(key))
+            .is_some_and(|id| self.field(id, F_OWNER) != group)
+        {
+            return Err(CacheError::Owned);
+        }
+        self.set_owned(group, family, key, value, now, 0)
+    }
+
+    /// Whether series `key` exists and belongs to someone other than the
+    /// group `labels` (which may not exist yet).
+    pub fn owned_by_other(&self, key: &[u8], labels: &[u8]) -> bool {
+        match self.find(KIND_SERIES, key, hash(key)) {
+            None => false,
+            Some(id) => {
+                let owner = self.field(id, F_OWNER);
+                owner == NIL || self.key(owner) != labels
+            }
+        }
+    }
+
+    /// Ends a push: the group lives `ttl_ms` from `now`, pushed at
+    /// `unix_now` (seconds).
+    pub fn group_close(&mut self, group: u32, now: u64, ttl_ms: u64, unix_now: f64) {
+        let off = self.off(group);
+        self.set_u64(off + F_VALUE, unix_now.to_bits());
+        self.set_u64(off + F_DEADLINE, now.saturating_add(ttl_ms));
+        self.pinned_group = NIL;
+        self.generation += 1;
+    }
+
+    /// Records a failed push to the group `labels`, if it exists.
+    pub fn group_failed(&mut self, labels: &[u8], unix_now: f64) {
+        if let Some(id) = self.group_find(labels) {
+            let off = self.off(id);
+            let at = off + HEADER_BYTES + self.u16_at(off + F_KEY_LEN);
+            self.set_u64(at, unix_now.to_bits());
+            self.generation += 1;
+        }
+    }
+
+    /// Deletes the group `labels` and its series; whether it existed.
+    pub fn group_delete(&mut self, labels: &[u8]) -> bool {
+        match self.group_find(labels) {
+            Some(id) => {
+                self.remove_group(id);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Checks the internal invariants; used by tests and the fuzz target.
     pub fn check_invariants(&self) {
         assert!(self.used() <= self.capacity());
@@ -704,6 +998,10 @@ impl Cache {
         for &id in &ids {
             let s = self.series(id);
             assert_eq!(self.find(KIND_SERIES, s.key, hash(s.key)), Some(id));
+            let owner = self.field(id, F_OWNER);
+            if owner != NIL {
+                assert_eq!(self.u8_at(self.off(owner) + F_KIND), KIND_GROUP);
+            }
             *families.entry(s.family).or_insert(0u32) += 1;
         }
         assert_eq!(families.len(), self.families);

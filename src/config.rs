@@ -28,6 +28,8 @@ pub struct Config {
     pub ttl: Duration,
     pub socket_mode: u32,
     pub max_connections: usize,
+    /// Largest HTTP push body, in bytes.
+    pub max_body_bytes: usize,
 }
 
 impl Config {
@@ -72,6 +74,11 @@ pub struct Args {
     /// Pushers and scrapers together; past it new connections are refused
     #[arg(long, env = "PUSH_GATEWAY_MAX_CONNECTIONS", default_value = "64", value_parser = parse_max_connections)]
     pub max_connections: usize,
+
+    /// Largest HTTP push body (KiB/MiB suffixes); default: the cache budget,
+    /// since a larger push cannot fit
+    #[arg(long, env = "PUSH_GATEWAY_MAX_BODY_BYTES", value_parser = parse_size)]
+    pub max_body_bytes: Option<usize>,
 }
 
 impl Args {
@@ -83,6 +90,7 @@ impl Args {
             ttl: self.ttl,
             socket_mode: self.socket_mode,
             max_connections: self.max_connections,
+            max_body_bytes: self.max_body_bytes.unwrap_or(self.cache_bytes),
         }
     }
 }

@@ -25,12 +25,13 @@ use mio::event::Source;
 use mio::{Interest, Registry, Token};
 
 use crate::cache::Cache;
-use crate::http::{self, BodyFraming, Method, Request};
+use crate::http::{self, BodyFraming, Chunked, Method, Request};
 use crate::ingest::{self, IngestError, StreamContext};
 use crate::limits::{
     IDLE_TIMEOUT, LINE_MAX_BYTES, LINGER, REPLY_MAX_BYTES, REQUEST_HEAD_MAX_BYTES, REQUEST_TIMEOUT,
     WRITE_TIMEOUT,
 };
+use crate::push::{self, PushMethod};
 use crate::render::Renderer;
 use crate::warn_limit::WarnLimit;
 
@@ -42,7 +43,12 @@ pub struct Ctx<'a> {
     pub key: &'a mut Vec<u8>,
     /// Milliseconds on the gateway's monotonic clock.
     pub now: u64,
+    /// Seconds since the Unix epoch, for `push_time_seconds`.
+    pub unix_now: f64,
     pub ttl_ms: u64,
+    /// `--max-body-bytes`.
+    pub max_body: usize,
+    pub push: &'a mut push::Scratch,
     pub warn: &'a mut WarnLimit,
 }
 
@@ -160,6 +166,11 @@ pub struct HttpState {
     lingering: bool,
     /// When the first byte of the request being read arrived.
     request_started: Option<u64>,
+    /// The path of the push being read, kept past its head.
+    path: String,
+    pending: Option<PendingPush>,
+    /// The body of the push being read, at most `--max-body-bytes`.
+    body: Vec<u8>,
 }
 
 pub enum State {
@@ -411,35 +422,19 @@ impl Conn {
             if h.close_after {
                 return self.linger(ctx.now);
             }
-            let parsed = http::parse_request(&h.buf[..h.len]);
-            match parsed {
-                Ok(Some(req)) => {
-                    let consumed = req.head_len;
-                    let keep_alive = req.keep_alive && req.body == BodyFraming::None;
-                    let (status, page_or_body, allow) = route(&req, self.may_push);
-                    respond(
-                        &mut self.out,
-                        &req,
-                        status,
-                        page_or_body,
-                        allow,
-                        keep_alive,
-                        ctx,
-                    );
-                    let h = match &mut self.state {
-                        State::Http(h) => h,
-                        _ => return Step::Close,
-                    };
-                    h.buf.copy_within(consumed..h.len, 0);
-                    h.len -= consumed;
-                    h.request_started = (h.len > 0).then_some(ctx.now);
-                    h.close_after = !keep_alive;
+            let progress = if h.pending.is_some() {
+                h.body_step(&mut self.out, ctx)
+            } else {
+                h.head_step(&mut self.out, self.may_push, ctx)
+            };
+            match progress {
+                Progress::Done => {
                     self.last_progress = ctx.now;
                 }
-                Ok(None) => match self.socket.read(h.spare()) {
+                Progress::NeedBytes => match self.socket.read(h.spare()) {
                     Ok(0) => return Step::Close,
                     Ok(n) => {
-                        if h.len == 0 {
+                        if h.len == 0 && h.pending.is_none() {
                             h.request_started = Some(ctx.now);
                         }
                         h.len += n;
@@ -449,22 +444,185 @@ impl Conn {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Keep,
                     Err(_) => return Step::Close,
                 },
-                Err(e) => {
-                    let body = format!("{e}\n");
-                    http::write_head(
-                        &mut self.out.bytes,
-                        e.status(),
-                        "text/plain; charset=utf-8",
-                        body.len(),
-                        false,
-                        None,
-                    );
-                    self.out.bytes.extend_from_slice(body.as_bytes());
-                    h.close_after = true;
-                    h.len = 0;
-                }
             }
         }
+    }
+}
+
+/// Whether an HTTP step finished something or needs more bytes.
+enum Progress {
+    Done,
+    NeedBytes,
+}
+
+/// A push request whose body is being read.
+struct PendingPush {
+    method: PushMethod,
+    protobuf: bool,
+    keep_alive: bool,
+    body: BodyRead,
+}
+
+enum BodyRead {
+    Length(u64),
+    Chunked(Chunked),
+}
+
+impl HttpState {
+    /// Drops `n` bytes from the front of the request buffer.
+    fn consume(&mut self, n: usize) {
+        self.buf.copy_within(n..self.len, 0);
+        self.len -= n;
+    }
+
+    /// Parses a request head and answers it, or starts reading its body.
+    fn head_step(&mut self, out: &mut Outbox, may_push: bool, ctx: &mut Ctx) -> Progress {
+        let req = match http::parse_request(&self.buf[..self.len]) {
+            Ok(Some(req)) => req,
+            Ok(None) => return Progress::NeedBytes,
+            Err(e) => {
+                self.fail(out, e.status(), &e.to_string());
+                return Progress::Done;
+            }
+        };
+        let head_len = req.head_len;
+        if may_push && push::is_push_path(req.path) {
+            let method = match req.method {
+                Method::Put => PushMethod::Put,
+                Method::Post => PushMethod::Post,
+                Method::Delete => PushMethod::Delete,
+                _ => {
+                    let msg = "method not allowed: push with PUT or POST, delete with DELETE";
+                    respond_text(out, req.method, 405, msg, false, Some("PUT, POST, DELETE"));
+                    self.close_after = true;
+                    return Progress::Done;
+                }
+            };
+            self.path.clear();
+            self.path.push_str(req.path);
+            let body = match req.body {
+                BodyFraming::None => BodyRead::Length(0),
+                BodyFraming::Length(n) if n > ctx.max_body as u64 => {
+                    let e = http::HttpError::BodyTooLarge;
+                    self.fail(out, e.status(), &e.to_string());
+                    return Progress::Done;
+                }
+                BodyFraming::Length(n) => BodyRead::Length(n),
+                BodyFraming::Chunked => BodyRead::Chunked(Chunked::Size),
+            };
+            if req.expect_continue && req.body != BodyFraming::None && self.len == head_len {
+                out.bytes.extend_from_slice(http::CONTINUE);
+            }
+            self.pending = Some(PendingPush {
+                method,
+                protobuf: req.protobuf,
+                keep_alive: req.keep_alive,
+                body,
+            });
+            self.body.clear();
+            self.consume(head_len);
+            return Progress::Done;
+        }
+        // Reads never carry a body worth reading: answer, and close if the
+        // client sent one.
+        let keep_alive = req.keep_alive && req.body == BodyFraming::None;
+        let (status, body, allow) = route(&req, may_push);
+        respond(out, &req, status, body, allow, keep_alive, ctx);
+        self.consume(head_len);
+        self.request_started = (self.len > 0).then_some(ctx.now);
+        self.close_after = !keep_alive;
+        Progress::Done
+    }
+
+    /// Moves buffered body bytes into the body; runs the push when whole.
+    fn body_step(&mut self, out: &mut Outbox, ctx: &mut Ctx) -> Progress {
+        let Some(pending) = &mut self.pending else {
+            return Progress::Done;
+        };
+        let (used, complete) = match &mut pending.body {
+            BodyRead::Length(left) => {
+                let n = self.len.min(usize::try_from(*left).unwrap_or(usize::MAX));
+                self.body.extend_from_slice(&self.buf[..n]);
+                *left -= n as u64;
+                (n, *left == 0)
+            }
+            BodyRead::Chunked(state) => {
+                match http::decode_chunked(
+                    state,
+                    &self.buf[..self.len],
+                    &mut self.body,
+                    ctx.max_body,
+                ) {
+                    Ok(n) => (n, *state == Chunked::Done),
+                    Err(e) => {
+                        self.pending = None;
+                        self.fail(out, e.status(), &e.to_string());
+                        return Progress::Done;
+                    }
+                }
+            }
+        };
+        self.consume(used);
+        if !complete {
+            return Progress::NeedBytes;
+        }
+        let Some(p) = self.pending.take() else {
+            return Progress::Done;
+        };
+        let result = push::handle(
+            ctx.cache,
+            ctx.push,
+            p.method,
+            &self.path,
+            &self.body,
+            p.protobuf,
+            ctx.now,
+            ctx.ttl_ms,
+            ctx.unix_now,
+        );
+        match result {
+            Ok(status) => respond_text(out, Method::Put, status, "", p.keep_alive, None),
+            Err(e) => {
+                if ctx.warn.allow(ctx.now) {
+                    log::warn!("push to {} rejected: {e}", self.path);
+                }
+                let msg = format!("{e}\n");
+                respond_text(out, Method::Put, e.status(), &msg, p.keep_alive, None);
+            }
+        }
+        self.close_after = !p.keep_alive;
+        self.request_started = (self.len > 0).then_some(ctx.now);
+        Progress::Done
+    }
+
+    /// Answers an error and closes after it.
+    fn fail(&mut self, out: &mut Outbox, status: u16, message: &str) {
+        let body = format!("{message}\n");
+        respond_text(out, Method::Get, status, &body, false, None);
+        self.close_after = true;
+        self.len = 0;
+    }
+}
+
+/// Writes a plain-text response (no body for HEAD).
+fn respond_text(
+    out: &mut Outbox,
+    method: Method,
+    status: u16,
+    text: &str,
+    keep_alive: bool,
+    allow: Option<&str>,
+) {
+    http::write_head(
+        &mut out.bytes,
+        status,
+        "text/plain; charset=utf-8",
+        text.len(),
+        keep_alive,
+        allow,
+    );
+    if method != Method::Head {
+        out.bytes.extend_from_slice(text.as_bytes());
     }
 }
 
@@ -594,6 +752,9 @@ impl HttpState {
             len: 0,
             close_after: false,
             lingering: false,
+            path: String::new(),
+            pending: None,
+            body: Vec::new(),
             request_started: None,
         }
     }

@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::conn::{Conn, Ctx, Step};
 use crate::ingest;
 use crate::limits::{ACCEPT_RETRY, READ_CHUNK_BYTES};
+use crate::push;
 use crate::render::Renderer;
 use crate::slab::Slab;
 use crate::warn_limit::WarnLimit;
@@ -40,7 +41,9 @@ struct Server {
     chunk: Vec<u8>,
     key: Vec<u8>,
     warn: WarnLimit,
+    push: push::Scratch,
     ttl_ms: u64,
+    max_body: usize,
     start: Instant,
     /// Accepting paused after an error (e.g. EMFILE) until this time.
     accept_paused_until: Option<u64>,
@@ -68,7 +71,9 @@ pub fn run(mut push: UnixListener, mut scrape: TcpListener, config: &Config) -> 
         chunk: vec![0; READ_CHUNK_BYTES],
         key: ingest::key_buffer(),
         warn: WarnLimit::default(),
+        push: push::Scratch::default(),
         ttl_ms: config.ttl.as_millis() as u64,
+        max_body: config.max_body_bytes,
         start: Instant::now(),
         accept_paused_until: None,
         refused: 0,
@@ -102,6 +107,14 @@ pub fn run(mut push: UnixListener, mut scrape: TcpListener, config: &Config) -> 
         server.time_out(now);
         server.close_finished(poll.registry());
     }
+}
+
+/// Wall-clock seconds since the Unix epoch (for push times only; all
+/// timing uses the monotonic clock).
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Server {
@@ -196,7 +209,10 @@ impl Server {
             renderer: &mut self.renderer,
             key: &mut self.key,
             now,
+            unix_now: unix_now(),
             ttl_ms: self.ttl_ms,
+            max_body: self.max_body,
+            push: &mut self.push,
             warn: &mut self.warn,
         };
         let step = conn.ready(&mut ctx, &mut self.chunk);

@@ -55,6 +55,8 @@ pub struct Request<'a> {
     pub keep_alive: bool,
     pub body: BodyFraming,
     pub expect_continue: bool,
+    /// Whether `Content-Type` names the delimited protobuf format.
+    pub protobuf: bool,
     /// Bytes of the head, to advance the read buffer past it.
     pub head_len: usize,
 }
@@ -68,12 +70,15 @@ pub enum HttpError {
     Malformed(&'static str),
     /// A body framing the gateway does not support.
     Framing(&'static str),
+    /// A body over `--max-body-bytes`.
+    BodyTooLarge,
 }
 
 impl HttpError {
     pub fn status(self) -> u16 {
         match self {
             HttpError::HeadTooLarge => 431,
+            HttpError::BodyTooLarge => 413,
             HttpError::Malformed(_) | HttpError::Framing(_) => 400,
         }
     }
@@ -85,6 +90,9 @@ impl fmt::Display for HttpError {
             HttpError::HeadTooLarge => write!(
                 f,
                 "request head too large: at most {REQUEST_HEAD_MAX_BYTES} bytes and {MAX_HEADERS} headers; send fewer or shorter headers"
+            ),
+            HttpError::BodyTooLarge => f.write_str(
+                "request body over the limit (--max-body-bytes, by default the cache budget): push less per request",
             ),
             HttpError::Malformed(what) | HttpError::Framing(what) => f.write_str(what),
         }
@@ -130,6 +138,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
     let mut length = None;
     let mut chunked = false;
     let mut expect_continue = false;
+    let mut protobuf = false;
     for h in req.headers.iter() {
         let value = std::str::from_utf8(h.value).unwrap_or("").trim();
         if h.name.eq_ignore_ascii_case("connection") {
@@ -156,6 +165,8 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
                     "unsupported Transfer-Encoding: send the body plain or chunked",
                 ));
             }
+        } else if h.name.eq_ignore_ascii_case("content-type") {
+            protobuf = crate::protobuf::is_protobuf(value);
         } else if h.name.eq_ignore_ascii_case("expect") {
             expect_continue = value.eq_ignore_ascii_case("100-continue");
         }
@@ -177,8 +188,104 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
         keep_alive,
         body,
         expect_continue,
+        protobuf,
         head_len,
     }))
+}
+
+/// Where a chunked body's decoding stands between reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunked {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk's data: bytes left.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer lines until an empty one.
+    Trailer,
+    Done,
+}
+
+/// The longest chunk-size or trailer line accepted.
+const CHUNK_LINE_MAX_BYTES: usize = 1024;
+
+/// Decodes as much of a chunked body from `input` as is complete, appending
+/// data to `out` (never past `limit` bytes). Returns the bytes of `input`
+/// consumed; the rest (an incomplete line) must be offered again with more.
+///
+/// # Errors
+/// [`HttpError::BodyTooLarge`] past `limit`; [`HttpError::Framing`] for
+/// malformed chunking.
+pub fn decode_chunked(
+    state: &mut Chunked,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<usize, HttpError> {
+    let bad = HttpError::Framing("malformed chunked body: check the chunk sizes and CRLFs");
+    let mut at = 0;
+    loop {
+        let rest = &input[at..];
+        match *state {
+            Chunked::Done => return Ok(at),
+            Chunked::Data(left) => {
+                if rest.is_empty() {
+                    return Ok(at);
+                }
+                let n = rest.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                if out.len() + n > limit {
+                    return Err(HttpError::BodyTooLarge);
+                }
+                out.extend_from_slice(&rest[..n]);
+                at += n;
+                let left = left - n as u64;
+                *state = if left == 0 {
+                    Chunked::DataEnd
+                } else {
+                    Chunked::Data(left)
+                };
+            }
+            Chunked::DataEnd => {
+                if rest.len() < 2 {
+                    return Ok(at);
+                }
+                if &rest[..2] != b"\r\n" {
+                    return Err(bad);
+                }
+                at += 2;
+                *state = Chunked::Size;
+            }
+            Chunked::Size | Chunked::Trailer => {
+                let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                    return if rest.len() > CHUNK_LINE_MAX_BYTES {
+                        Err(bad)
+                    } else {
+                        Ok(at)
+                    };
+                };
+                let line = rest[..nl].strip_suffix(b"\r").unwrap_or(&rest[..nl]);
+                at += nl + 1;
+                if *state == Chunked::Trailer {
+                    if line.is_empty() {
+                        *state = Chunked::Done;
+                    }
+                    continue;
+                }
+                let hex = line.split(|&b| b == b';').next().unwrap_or(&[]);
+                let hex = std::str::from_utf8(hex).map_err(|_| bad)?.trim();
+                let size = u64::from_str_radix(hex, 16).map_err(|_| bad)?;
+                if size > limit as u64 {
+                    return Err(HttpError::BodyTooLarge);
+                }
+                *state = if size == 0 {
+                    Chunked::Trailer
+                } else {
+                    Chunked::Data(size)
+                };
+            }
+        }
+    }
 }
 
 /// Whether `buf` starts like an HTTP request line (`METHOD /...` or a
@@ -316,6 +423,44 @@ mod tests {
         ] {
             assert_eq!(parse_request(raw).map(|_| ()).unwrap_err().status(), 400);
         }
+    }
+
+    #[test]
+    fn chunked_bodies_in_every_split() {
+        let raw = b"4\r\nWiki\r\n6;ext=1\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
+        let want = b"Wikipedia in \r\n\r\nchunks.";
+        for split in 0..raw.len() {
+            let mut state = Chunked::Size;
+            let mut out = Vec::new();
+            let mut pending = raw[..split].to_vec();
+            let used = decode_chunked(&mut state, &pending, &mut out, 1000).unwrap();
+            pending.drain(..used);
+            pending.extend_from_slice(&raw[split..]);
+            let used = decode_chunked(&mut state, &pending, &mut out, 1000).unwrap();
+            assert_eq!(state, Chunked::Done, "{split}");
+            assert_eq!(out, want, "{split}");
+            assert_eq!(&pending[used..], b"NEXT");
+        }
+    }
+
+    #[test]
+    fn chunked_errors() {
+        let mut out = Vec::new();
+        let mut state = Chunked::Size;
+        assert_eq!(
+            decode_chunked(&mut state, b"zz\r\n", &mut out, 100).map_err(|e| e.status()),
+            Err(400)
+        );
+        let mut state = Chunked::Size;
+        assert_eq!(
+            decode_chunked(&mut state, b"ff\r\n", &mut out, 100),
+            Err(HttpError::BodyTooLarge)
+        );
+        let mut state = Chunked::Size;
+        assert_eq!(
+            decode_chunked(&mut state, b"2\r\nabXY", &mut out, 100).map_err(|e| e.status()),
+            Err(400)
+        );
     }
 
     #[test]

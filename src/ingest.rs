@@ -14,6 +14,7 @@ use std::fmt;
 use crate::cache::{Cache, CacheError, Family};
 use crate::exposition::{self, Label, Line, LineError, MetricType, Sample};
 use crate::limits::{LINE_MAX_BYTES, MAX_LABELS};
+use crate::render::{PUSH_FAILURE_TIME, PUSH_TIME};
 
 /// Prefix of the gateway's own metrics; pushes may not use it.
 pub const RESERVED_PREFIX: &str = "push_gateway_";
@@ -50,7 +51,7 @@ impl fmt::Display for IngestError {
                 "sample does not fit its family's TYPE (e.g. a bare histogram name): send _bucket, _sum and _count samples, or another name",
             ),
             IngestError::Reserved => f.write_str(
-                "metric names starting with push_gateway_ are the gateway's own: choose another name",
+                "push_time_seconds, push_failure_time_seconds and names starting with push_gateway_ are the gateway's own: choose another name",
             ),
         }
     }
@@ -78,6 +79,25 @@ pub struct StreamContext {
 }
 
 impl StreamContext {
+    /// Remembers a HELP or TYPE line; passes every line on.
+    pub fn observe<'a>(&mut self, line: Line<'a>) -> Line<'a> {
+        match &line {
+            Line::Help { name, text } => {
+                self.help_name.clear();
+                self.help_name.push_str(name);
+                self.help_text.clear();
+                self.help_text.push_str(text);
+            }
+            Line::Type { name, kind } => {
+                self.type_name.clear();
+                self.type_name.push_str(name);
+                self.type_kind = Some(*kind);
+            }
+            _ => {}
+        }
+        line
+    }
+
     fn help_for(&self, family: &str) -> Option<&str> {
         (self.help_name == family).then_some(self.help_text.as_str())
     }
@@ -95,37 +115,29 @@ pub fn apply_line(
     ttl_ms: u64,
     key: &mut Vec<u8>,
 ) -> Result<(), IngestError> {
-    match exposition::parse_line(line)? {
-        Line::Ignored => Ok(()),
-        Line::Help { name, text } => {
-            ctx.help_name.clear();
-            ctx.help_name.push_str(name);
-            ctx.help_text.clear();
-            ctx.help_text.push_str(text);
-            Ok(())
-        }
-        Line::Type { name, kind } => {
-            ctx.type_name.clear();
-            ctx.type_name.push_str(name);
-            ctx.type_kind = Some(kind);
-            Ok(())
-        }
+    match ctx.observe(exposition::parse_line(line)?) {
         Line::Sample(sample) => {
             let family = resolve_family(cache, ctx, sample.name)?;
-            write_key(&sample, &[], key);
+            write_key(&sample, &[], &[], key);
             cache.set(&family, key, sample.value, now, ttl_ms)?;
             Ok(())
         }
+        _ => Ok(()),
     }
 }
 
+/// Whether `name` is one of the gateway's own metric names.
+pub fn is_reserved(name: &str) -> bool {
+    name.starts_with(RESERVED_PREFIX) || name == PUSH_TIME || name == PUSH_FAILURE_TIME
+}
+
 /// Which family a sample named `name` belongs to.
-fn resolve_family<'a>(
+pub fn resolve_family<'a>(
     cache: &Cache,
     ctx: &'a StreamContext,
     name: &'a str,
 ) -> Result<Family<'a>, IngestError> {
-    if name.starts_with(RESERVED_PREFIX) {
+    if is_reserved(name) {
         return Err(IngestError::Reserved);
     }
     let family = |family: &'a str, kind| Family {
@@ -159,16 +171,19 @@ fn resolve_family<'a>(
 /// Writes the canonical key `name{a="1",b="2"}` of `sample`: labels sorted
 /// by name, values escaped as written. `overrides` (already valid labels,
 /// such as a push's grouping labels) replace the sample's labels of the
-/// same name.
-pub fn write_key(sample: &Sample, overrides: &[Label], key: &mut Vec<u8>) {
+/// same name; `defaults` apply where the sample has no such label.
+pub fn write_key(sample: &Sample, overrides: &[Label], defaults: &[Label], key: &mut Vec<u8>) {
     let mut labels: [Label; MAX_LABELS * 2] = [("", ""); MAX_LABELS * 2];
     let mut n = 0;
-    for &l in overrides.iter().chain(
-        sample
-            .labels()
-            .iter()
-            .filter(|(name, _)| !overrides.iter().any(|(o, _)| o == name)),
-    ) {
+    let has = |labels: &[Label], name: &str| labels.iter().any(|(n, _)| *n == name);
+    let own = sample
+        .labels()
+        .iter()
+        .filter(|(name, _)| !has(overrides, name));
+    let fallback = defaults
+        .iter()
+        .filter(|(name, _)| !has(overrides, name) && !has(sample.labels(), name));
+    for &l in overrides.iter().chain(own).chain(fallback) {
         if n < labels.len() {
             labels[n] = l;
             n += 1;
@@ -306,7 +321,14 @@ mod tests {
             panic!()
         };
         let mut key = Vec::new();
-        write_key(&s, &[("job", "j"), ("instance", "b")], &mut key);
+        write_key(&s, &[("job", "j"), ("instance", "b")], &[], &mut key);
         assert_eq!(key, b"m{instance=\"b\",job=\"j\",z=\"1\"}");
+        write_key(&s, &[("job", "j")], &[("instance", "")], &mut key);
+        assert_eq!(key, b"m{instance=\"a\",job=\"j\",z=\"1\"}");
+        let Ok(Line::Sample(bare)) = exposition::parse_line(b"m 1") else {
+            panic!()
+        };
+        write_key(&bare, &[("job", "j")], &[("instance", "")], &mut key);
+        assert_eq!(key, b"m{instance=\"\",job=\"j\"}");
     }
 }

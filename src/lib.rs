@@ -13,6 +13,8 @@
 //! * [`http`]: HTTP/1.x request framing and response heads (httparse).
 //! * [`exposition`]: the text exposition format parser (nom).
 //! * [`ingest`]: what parsed lines mean for the cache (families, keys).
+//! * [`push`]: the Pushgateway-compatible HTTP push API (groups).
+//! * [`protobuf`]: the delimited `MetricFamily` decoder for pushes.
 //! * [`cache`]: the byte-budgeted TTL cache.
 //! * [`render`]: the `/metrics` page.
 //! * [`warn_limit`]: rate-limited warnings about bad input.
@@ -27,6 +29,8 @@ pub mod http;
 pub mod ingest;
 pub mod limits;
 pub mod listen;
+pub mod protobuf;
+pub mod push;
 pub mod render;
 pub mod slab;
 pub mod warn_limit;

@@ -23,6 +23,7 @@ use crate::exposition::MetricType;
 
 pub struct Renderer {
     order: Vec<u32>,
+    groups: Vec<u32>,
     order_layout: Option<u64>,
     page: Rc<Vec<u8>>,
 }
@@ -32,6 +33,7 @@ impl Renderer {
     pub fn new(cache: &Cache) -> Renderer {
         Renderer {
             order: Vec::with_capacity(cache.max_series()),
+            groups: Vec::with_capacity(cache.max_series()),
             order_layout: None,
             page: Rc::new(Vec::with_capacity(cache.capacity() * 2)),
         }
@@ -45,6 +47,10 @@ impl Renderer {
             cache.series_ids(&mut self.order);
             self.order
                 .sort_unstable_by(|&a, &b| compare_series(cache, a, b));
+            self.groups.clear();
+            cache.group_ids(&mut self.groups);
+            self.groups
+                .sort_unstable_by(|&a, &b| cache.group(a).labels.cmp(cache.group(b).labels));
             self.order_layout = Some(cache.layout());
         }
         if Rc::get_mut(&mut self.page).is_none() {
@@ -54,6 +60,7 @@ impl Renderer {
         let out = Rc::get_mut(&mut self.page).expect("buffer was just made unique");
         out.clear();
         write_page(cache, &self.order, out);
+        write_push_times(cache, &self.groups, out);
         extra(out);
         Rc::clone(&self.page)
     }
@@ -73,6 +80,42 @@ pub fn write_page(cache: &Cache, order: &[u32], out: &mut Vec<u8>) {
         out.push(b' ');
         write_value(out, s.value);
         out.push(b'\n');
+    }
+}
+
+/// Names of the per-group families the gateway adds, as the Prometheus
+/// Pushgateway does; pushes may not use them.
+pub const PUSH_TIME: &str = "push_time_seconds";
+pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
+
+/// The `push_time_seconds` and `push_failure_time_seconds` gauges of every
+/// pushed group, labelled with its grouping labels.
+pub fn write_push_times(cache: &Cache, groups: &[u32], out: &mut Vec<u8>) {
+    if groups.is_empty() {
+        return;
+    }
+    for (name, help, failure) in [
+        (
+            PUSH_FAILURE_TIME,
+            "Last Unix time when changing this group in the push-gateway failed.",
+            true,
+        ),
+        (
+            PUSH_TIME,
+            "Last Unix time when changing this group in the push-gateway succeeded.",
+            false,
+        ),
+    ] {
+        write_family_header(out, name.as_bytes(), help.as_bytes(), MetricType::Gauge);
+        for &id in groups {
+            let g = cache.group(id);
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'{');
+            out.extend_from_slice(g.labels);
+            out.extend_from_slice(b"} ");
+            write_value(out, if failure { g.failure_time } else { g.push_time });
+            out.push(b'\n');
+        }
     }
 }
 

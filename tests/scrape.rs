@@ -41,7 +41,10 @@ fn metrics_headers_and_body() {
         head.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8"),
         "{head}"
     );
-    assert!(head.contains(&format!("\r\nContent-Length: {}", body.len())), "{head}");
+    assert!(
+        head.contains(&format!("\r\nContent-Length: {}", body.len())),
+        "{head}"
+    );
     assert!(head.contains("\r\nConnection: close"), "{head}");
     assert_eq!(body, "# TYPE hdr_test untyped\nhdr_test 1\n");
 }
@@ -53,24 +56,32 @@ fn keep_alive_serves_several_requests_and_head_has_no_body() {
     let mut s = TcpStream::connect(gw.addr).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
     for _ in 0..3 {
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
         let (head, body) = read_response(&mut s, false);
         assert!(!head.contains("Connection: close"), "{head}");
         assert_eq!(body, "# TYPE ka untyped\nka 1\n");
     }
-    s.write_all(b"HEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"HEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let (head, _) = read_response(&mut s, true);
     assert!(head.contains("Content-Length: 23"), "{head}");
     // Pipelined: two requests in one write, answered in order.
-    s.write_all(b"GET /-/healthy HTTP/1.1\r\n\r\nGET /-/ready HTTP/1.1\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    s.write_all(
+        b"GET /-/healthy HTTP/1.1\r\n\r\nGET /-/ready HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
     let (h1, b1) = read_response(&mut s, false);
     let (h2, b2) = read_response(&mut s, false);
     assert!(h1.starts_with("HTTP/1.1 200") && h2.starts_with("HTTP/1.1 200"));
     assert_eq!((b1.as_str(), b2.as_str()), ("OK\n", "OK\n"));
     assert!(h2.contains("Connection: close"));
     let mut rest = Vec::new();
-    assert_eq!(s.read_to_end(&mut rest).unwrap(), 0, "closed after Connection: close");
+    assert_eq!(
+        s.read_to_end(&mut rest).unwrap(),
+        0,
+        "closed after Connection: close"
+    );
 }
 
 #[test]
@@ -96,7 +107,9 @@ fn index_health_unknown_paths_and_methods() {
     for method in ["POST", "PUT", "DELETE", "PATCH"] {
         let (status, head, body) = http_request(
             gw.addr,
-            &format!("{method} /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+            &format!(
+                "{method} /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
         );
         assert_eq!(status, 405, "{method}");
         assert!(head.contains("\r\nAllow: GET, HEAD"), "{head}");
@@ -116,7 +129,10 @@ fn the_tcp_port_never_accepts_pushes() {
     let body = "tcp_push 1\n";
     let (status, _, _) = http_request(
         gw.addr,
-        &format!("PUT /metrics/job/x HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+        &format!(
+            "PUT /metrics/job/x HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
     );
     assert_eq!(status, 405);
     assert!(!gw.scrape().contains("tcp_push"));
@@ -125,7 +141,10 @@ fn the_tcp_port_never_accepts_pushes() {
 #[test]
 fn oversized_and_malformed_requests_get_an_error_and_a_close() {
     let gw = Gateway::start(&[]);
-    let big = format!("GET /metrics HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(10_000));
+    let big = format!(
+        "GET /metrics HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(10_000)
+    );
     let (status, head, body) = http_request(gw.addr, &big);
     assert_eq!(status, 431, "{head}");
     assert!(body.contains("too large"), "{body}");
@@ -138,7 +157,9 @@ fn oversized_and_malformed_requests_get_an_error_and_a_close() {
 #[test]
 fn a_scraper_that_disconnects_mid_response_harms_no_one() {
     let gw = Gateway::start(&["--cache-bytes", "1MiB"]);
-    let lines: String = (0..5000).map(|i| format!("big_page{{n=\"{i}\"}} {i}\n")).collect();
+    let lines: String = (0..5000)
+        .map(|i| format!("big_page{{n=\"{i}\"}} {i}\n"))
+        .collect();
     gw.push(&lines);
     for _ in 0..20 {
         let mut s = TcpStream::connect(gw.addr).unwrap();
@@ -148,7 +169,10 @@ fn a_scraper_that_disconnects_mid_response_harms_no_one() {
         drop(s);
     }
     let page = gw.scrape();
-    assert_eq!(page.lines().filter(|l| l.starts_with("big_page{")).count(), 5000);
+    assert_eq!(
+        page.lines().filter(|l| l.starts_with("big_page{")).count(),
+        5000
+    );
 }
 
 #[test]
@@ -161,7 +185,11 @@ fn a_slow_request_is_cut_off_after_the_request_timeout() {
     let started = std::time::Instant::now();
     let _ = s.read_to_string(&mut reply);
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
-    assert!(started.elapsed() >= Duration::from_secs(9), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(gw.get("/metrics").0, 200);
 }
 
@@ -170,7 +198,9 @@ fn connections_past_the_limit_are_refused_and_others_keep_being_served() {
     let gw = Gateway::start(&["--max-connections", "4"]);
     // The harness's readiness probes have closed; hold all four slots.
     std::thread::sleep(Duration::from_millis(200));
-    let mut held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(gw.addr).unwrap()).collect();
+    let mut held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(gw.addr).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_millis(200));
     // Refused at once, before the client's request is even read.
     let mut refused = TcpStream::connect(gw.addr).unwrap();

@@ -38,7 +38,14 @@ fn help_and_version() {
     let out = gateway_command().arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--socket", "--listen", "--cache-bytes", "--ttl", "--socket-mode", "--max-connections"] {
+    for flag in [
+        "--socket",
+        "--listen",
+        "--cache-bytes",
+        "--ttl",
+        "--socket-mode",
+        "--max-connections",
+    ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
     assert!(help.contains("PUSH_GATEWAY_CACHE_BYTES"), "{help}");
@@ -68,7 +75,9 @@ fn flags_can_come_from_the_environment() {
         cmd.env("PUSH_GATEWAY_TTL", "300ms");
     });
     gw.push("env_ttl 1\n");
-    gw.scrape_until("the 300ms TTL from the environment", |p| !p.contains("env_ttl"));
+    gw.scrape_until("the 300ms TTL from the environment", |p| {
+        !p.contains("env_ttl")
+    });
     let bad = gateway_command()
         .env("PUSH_GATEWAY_CACHE_BYTES", "huge")
         .output()
@@ -114,7 +123,12 @@ fn a_stale_socket_file_is_replaced() {
     assert!(path.exists());
     let port = free_port();
     let mut child = gateway_command()
-        .args(["--socket", path.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--socket",
+            path.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
@@ -133,7 +147,12 @@ fn a_path_that_is_not_a_socket_is_refused() {
     let dir = TempDir::new("file");
     let path = dir.path().join("data.txt");
     std::fs::write(&path, "keep me").unwrap();
-    let out = run_failing(&["--socket", path.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let out = run_failing(&[
+        "--socket",
+        path.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("is not a socket"), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
@@ -145,7 +164,12 @@ fn a_symlink_is_refused() {
     let target = dir.path().join("target");
     let link = dir.path().join("push.sock");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let out = run_failing(&["--socket", link.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let out = run_failing(&[
+        "--socket",
+        link.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("is not a socket"), "{}", stderr(&out));
     assert!(!target.exists());
@@ -158,7 +182,12 @@ fn a_directory_without_write_permission_is_a_clear_error() {
     std::fs::create_dir(&locked).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
     let socket = locked.join("push.sock");
-    let args = ["--socket", socket.to_str().unwrap(), "--listen", "127.0.0.1:0"];
+    let args = [
+        "--socket",
+        socket.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ];
     // Root may write anywhere: drop to nobody for this check.
     let is_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
     let out = if is_root {
@@ -174,7 +203,11 @@ fn a_directory_without_write_permission_is_a_clear_error() {
         run_failing(&args)
     };
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("permission denied"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -78,12 +78,18 @@ fn the_least_recently_written_series_is_evicted_when_the_budget_is_full() {
         gw.push(&format!("evict_me{{n=\"{i:03}\"}} {i}\n"));
     }
     let page = gw.scrape();
-    let kept: Vec<_> = page.lines().filter(|l| l.starts_with("evict_me{")).collect();
+    let kept: Vec<_> = page
+        .lines()
+        .filter(|l| l.starts_with("evict_me{"))
+        .collect();
     assert!(kept.len() > 5 && kept.len() < 100, "{page}");
     // The survivors are exactly the newest ones.
     let first_kept = 100 - kept.len();
     for (i, line) in kept.iter().enumerate() {
-        assert_eq!(*line, format!("evict_me{{n=\"{:03}\"}} {}", first_kept + i, first_kept + i));
+        assert_eq!(
+            *line,
+            format!("evict_me{{n=\"{:03}\"}} {}", first_kept + i, first_kept + i)
+        );
     }
 }
 
@@ -104,7 +110,10 @@ fn bad_lines_are_answered_and_skipped_and_the_stream_goes_on() {
          error: line 4: invalid value: use a number such as 1, -3.5e-7, NaN, +Inf or -Inf\n"
     );
     let page = gw.scrape();
-    assert!(page.contains("good_one 1\n") && page.contains("good_two 2\n"), "{page}");
+    assert!(
+        page.contains("good_one 1\n") && page.contains("good_two 2\n"),
+        "{page}"
+    );
     assert!(!page.contains("with_ts"), "{page}");
 }
 
@@ -112,12 +121,16 @@ fn bad_lines_are_answered_and_skipped_and_the_stream_goes_on() {
 fn invalid_utf8_and_nul_bytes_are_rejected() {
     let gw = Gateway::start(&[]);
     let mut s = gw.connect();
-    s.write_all(b"u{l=\"\xff\xfe\"} 1\nn\0ul 1\nafter 1\n").unwrap();
+    s.write_all(b"u{l=\"\xff\xfe\"} 1\nn\0ul 1\nafter 1\n")
+        .unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
     let mut reply = String::new();
     s.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("error: line 1: invalid UTF-8"), "{reply}");
-    assert!(reply.contains("error: line 2: invalid metric name"), "{reply}");
+    assert!(
+        reply.contains("error: line 2: invalid metric name"),
+        "{reply}"
+    );
     assert_eq!(value_of(&gw.scrape(), "after").as_deref(), Some("1"));
 }
 
@@ -140,7 +153,10 @@ fn an_over_long_line_is_skipped_up_to_its_newline() {
         "error: line 2: line too long: the limit is 4096 bytes; split the series or shorten its labels\n"
     );
     let page = gw.scrape();
-    assert!(page.contains("before 1\n") && page.contains("after 2\n"), "{page}");
+    assert!(
+        page.contains("before 1\n") && page.contains("after 2\n"),
+        "{page}"
+    );
     assert!(!page.contains("huge"), "{page}");
 }
 
@@ -155,7 +171,10 @@ fn a_line_split_across_writes_is_reassembled() {
         std::thread::sleep(Duration::from_millis(2));
     }
     let page = gw.scrape_until("the split line", |p| p.contains("split_total{"));
-    assert!(page.contains("# TYPE split_total counter\nsplit_total{part=\"a b\"} 42\n"), "{page}");
+    assert!(
+        page.contains("# TYPE split_total counter\nsplit_total{part=\"a b\"} 42\n"),
+        "{page}"
+    );
 }
 
 #[test]
@@ -185,7 +204,9 @@ fn a_long_lived_stream_applies_each_line_as_it_arrives() {
     for i in 0..5 {
         s.write_all(format!("ticks {i}\n").as_bytes()).unwrap();
         let want = i.to_string();
-        gw.scrape_until("the latest tick", |p| value_of(p, "ticks").as_deref() == Some(&want));
+        gw.scrape_until("the latest tick", |p| {
+            value_of(p, "ticks").as_deref() == Some(&want)
+        });
     }
 }
 

@@ -94,7 +94,7 @@ impl Gateway {
             .args(extra)
             .env(
                 "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or("warn".into()),
+                std::env::var("RUST_LOG").unwrap_or("error".into()),
             )
             .stdin(Stdio::null());
         adjust(&mut cmd);

@@ -1,0 +1,54 @@
+# Cross builds for aarch64 boxes; included by the top-level Makefile
+# (`include cross/cross.mk`). See cross/README.md.
+#
+#   make cross        static release binary for aarch64-unknown-linux-musl
+#   make size         release binary size per target
+#   make cross-test   cargo test for aarch64, run under qemu-user
+#   make rss-aarch64  real VmHWM/VmRSS on an emulated aarch64 kernel
+
+CROSS_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+
+CARGO ?= cargo
+CROSS_BIN ?= push-gateway
+CROSS_TARGET ?= aarch64-unknown-linux-musl
+CROSS_RUNNER ?= qemu-aarch64-static
+# Release builds whose size `make size` reports; the host's own target is
+# built without --target (target/release), like a plain `cargo build --release`.
+SIZE_TARGETS ?= x86_64-unknown-linux-gnu x86_64-unknown-linux-musl $(CROSS_TARGET)
+CROSS_TARGET_DIR = $(or $(CARGO_TARGET_DIR),target)
+CROSS_HOST := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+
+# The runner for the cross target, for cargo and for the integration tests,
+# which start the gateway binary through it.
+CROSS_RUNNER_ENV = CARGO_TARGET_$(shell echo '$(CROSS_TARGET)' | tr 'a-z-' 'A-Z_')_RUNNER=$(CROSS_RUNNER) \
+	PUSH_GATEWAY_TEST_RUNNER=$(CROSS_RUNNER)
+
+cross_out = $(CROSS_TARGET_DIR)/$(if $(filter $(CROSS_HOST),$(1)),,$(1)/)release/$(CROSS_BIN)
+
+.PHONY: cross-setup cross size cross-test rss-aarch64
+
+cross-setup:
+	@$(CROSS_DIR)/setup.sh
+
+cross: cross-setup
+	$(CARGO) build --release --target $(CROSS_TARGET) --bin $(CROSS_BIN)
+	@echo "$(call cross_out,$(CROSS_TARGET)): $$(stat -c %s $(call cross_out,$(CROSS_TARGET))) bytes"
+
+size: cross-setup
+	@set -e; for t in $(SIZE_TARGETS); do \
+		case $$t in $(CROSS_HOST)) flag= ;; *) flag="--target $$t" ;; esac; \
+		$(CARGO) build --quiet --release $$flag --bin $(CROSS_BIN); \
+	done
+	@printf '%-30s %10s %9s\n' target bytes KiB
+	@for t in $(SIZE_TARGETS); do \
+		case $$t in $(CROSS_HOST)) f=$(CROSS_TARGET_DIR)/release/$(CROSS_BIN) ;; \
+			*) f=$(CROSS_TARGET_DIR)/$$t/release/$(CROSS_BIN) ;; esac; \
+		b=$$(stat -c %s "$$f"); \
+		awk -v t="$$t" -v b="$$b" 'BEGIN { printf "%-30s %10d %9.1f\n", t, b, b / 1024 }'; \
+	done
+
+cross-test: cross-setup
+	$(CROSS_RUNNER_ENV) $(CARGO) test --target $(CROSS_TARGET)
+
+rss-aarch64: cross-setup
+	CARGO='$(CARGO)' $(CROSS_DIR)/rss-aarch64.sh

@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# Measure the real resident memory of the static aarch64 push-gateway on an
+# emulated aarch64 Linux kernel (qemu-system-aarch64 -M virt -cpu cortex-a53
+# -m 128M), under the `fill` workload.
+#
+# Prints `VmHWM: N kB` and `VmRSS: N kB` of the gateway process as read from
+# /proc/PID/status inside the guest, and exits non-zero if either is above
+# RSS_LIMIT_KB (default 2048) or if the workload failed.
+#
+# Everything the VM needs (qemu-system-aarch64, an arm64 kernel >= 6.2,
+# busybox) is downloaded once as Debian packages, unpacked (never installed)
+# into $CROSS_CACHE, and reused from there without network on later runs.
+#
+# Environment (all optional):
+#   CARGO_TARGET_DIR  cargo's target dir (default: target)
+#   CROSS_CACHE       download/unpack cache (default: $CARGO_TARGET_DIR/cross-cache)
+#   RSS_BUILD=0       don't run cargo; use the binaries below as they are
+#   GATEWAY_BIN       gateway binary (default: the aarch64 musl release build)
+#   FILL_BIN          workload binary (default: the aarch64 musl release `fill` example)
+#   GATEWAY_ARGS      default: --socket /tmp/pg.sock --listen 127.0.0.1:9091
+#   FILL_ARGS         default: --pushers 32 --series 16 --scrapes 100
+#   FILL_HTTP=1       also push over HTTP (odd-numbered pushers use PUT)
+#   RSS_LIMIT_KB      fail above this (default 2048); RSS_GOAL_KB (default 512)
+#   RSS_TIMEOUT       seconds before the VM is killed (default 240)
+#   QEMU_SYSTEM_AARCH64  use this qemu-system-aarch64 instead of the cached one
+#   CROSS_DEBIAN_MIRROR  Debian mirror for the arm64 guest packages
+#                        (default: the host's first Debian mirror)
+#   CROSS_GUEST_SUITE    suite for the guest kernel and busybox (default: trixie)
+set -euo pipefail
+
+say() { printf 'rss-aarch64: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+cd "$(dirname "$0")/.."
+PROJECT=$PWD
+TRIPLE=aarch64-unknown-linux-musl
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+case $TARGET_DIR in /*) ;; *) TARGET_DIR=$PROJECT/$TARGET_DIR ;; esac
+CACHE=${CROSS_CACHE:-$TARGET_DIR/cross-cache}
+mkdir -p "$CACHE"
+CACHE=$(cd "$CACHE" && pwd)
+
+GATEWAY=${GATEWAY_BIN:-$TARGET_DIR/$TRIPLE/release/push-gateway}
+FILL=${FILL_BIN:-$TARGET_DIR/$TRIPLE/release/examples/fill}
+GATEWAY_ARGS=${GATEWAY_ARGS:---socket /tmp/pg.sock --listen 127.0.0.1:9091}
+FILL_ARGS=${FILL_ARGS:---pushers 32 --series 16 --scrapes 100}
+[ "${FILL_HTTP:-0}" = 1 ] && FILL_ARGS="$FILL_ARGS --http"
+LIMIT_KB=${RSS_LIMIT_KB:-2048}
+GOAL_KB=${RSS_GOAL_KB:-512}
+TIMEOUT=${RSS_TIMEOUT:-240}
+GUEST_SUITE=${CROSS_GUEST_SUITE:-trixie}
+
+# The socket and TCP address the guest script waits for, taken from GATEWAY_ARGS.
+arg_after() { # FLAG WORDS...
+    local flag=$1; shift
+    while [ $# -gt 1 ]; do [ "$1" = "$flag" ] && { echo "$2"; return; }; shift; done
+}
+# shellcheck disable=SC2086
+SOCK=$(arg_after --socket $GATEWAY_ARGS)
+# shellcheck disable=SC2086
+LISTEN=$(arg_after --listen $GATEWAY_ARGS)
+SOCK=${SOCK:-/tmp/pg.sock}
+LISTEN=${LISTEN:-127.0.0.1:9091}
+
+for tool in cpio dpkg-deb apt-get timeout; do
+    command -v "$tool" >/dev/null || die "$tool not found (cross/setup.sh installs what is needed)"
+done
+
+# ---------------------------------------------------------------- binaries
+if [ "${RSS_BUILD:-1}" != 0 ]; then
+    build=()
+    [ -z "${GATEWAY_BIN:-}" ] && build+=(--bin push-gateway)
+    [ -z "${FILL_BIN:-}" ] && build+=(--example fill)
+    if [ ${#build[@]} -gt 0 ]; then
+        say "cargo build --release --target $TRIPLE ${build[*]}"
+        ${CARGO:-cargo} build --release --target "$TRIPLE" "${build[@]}"
+    fi
+fi
+[ -x "$GATEWAY" ] || die "no gateway binary at $GATEWAY"
+[ -x "$FILL" ] || die "no workload binary at $FILL"
+
+# ----------------------------------------------------------- VM components
+# Host qemu: downloaded from the host's own apt sources (so its libraries match
+# the host) and unpacked, not installed: installing qemu-system-arm can clash
+# with other installed qemu packages.
+QEMU_ROOT=$CACHE/qemu
+GUEST_ROOT=$CACHE/guest
+DEBS=$CACHE/debs
+STAMP=$CACHE/vm-assets.ok
+
+installed() { [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]; }
+deps_of() { # first alternative of each Depends/Pre-Depends, names only
+    apt-cache show --no-all-versions "$1" 2>/dev/null |
+        sed -n 's/^\(Pre-\)\{0,1\}Depends: //p' | tr ',' '\n' |
+        sed 's/|.*//; s/(.*//; s/:any//; s/[[:space:]]//g' | grep -v '^$' || true
+}
+host_download() { # PKG...: into $DEBS, refreshing stale apt lists once if needed
+    (cd "$DEBS" && apt-get download -q -o APT::Sandbox::User=root "$@" >/dev/null) && return
+    [ "$(id -u)" = 0 ] || return 1
+    say "apt-get update (host lists look stale)"
+    apt-get update -qq
+    (cd "$DEBS" && apt-get download -q -o APT::Sandbox::User=root "$@" >/dev/null)
+}
+
+fetch_qemu() {
+    say "fetching qemu-system-arm and the libraries this host lacks"
+    apt-cache show qemu-system-arm >/dev/null 2>&1 || {
+        [ "$(id -u)" = 0 ] || die "apt knows no qemu-system-arm: run apt-get update"
+        apt-get update -qq
+    }
+    local todo=qemu-system-arm seen=" " need=() next p
+    while [ -n "$todo" ]; do
+        next=
+        for p in $todo; do
+            case $seen in *" $p "*) continue ;; esac
+            seen="$seen$p "
+            # firmware/data and helpers are not needed for -kernel boots
+            case $p in qemu-system-common | qemu-system-data) continue ;; esac
+            installed "$p" && continue
+            need+=("$p")
+            next="$next $(deps_of "$p")"
+        done
+        todo=$next
+    done
+    rm -f "$DEBS"/*_amd64.deb "$DEBS"/*_all.deb
+    host_download "${need[@]}" || die "apt-get download ${need[*]} failed"
+    rm -rf "$QEMU_ROOT"
+    local deb
+    for deb in "$DEBS"/*_amd64.deb "$DEBS"/*_all.deb; do
+        if [ -e "$deb" ]; then dpkg -x "$deb" "$QEMU_ROOT"; fi
+    done
+    [ -x "$QEMU_ROOT/usr/bin/qemu-system-aarch64" ] || die "qemu-system-aarch64 missing from qemu-system-arm"
+}
+
+guest_apt() { # apt-get/apt-cache on a private arm64 state dir; the host's apt is untouched
+    local tool=$1; shift
+    "$tool" -o Dir::Etc::SourceList="$CACHE/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+        -o Dir::State="$CACHE/apt" -o Dir::State::Lists="$CACHE/apt/lists" \
+        -o Dir::State::status="$CACHE/apt/status" -o Dir::Cache="$CACHE/apt" \
+        -o Dir::Cache::archives="$CACHE/apt/archives" \
+        -o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o Acquire::Languages=none \
+        -o Debug::NoLocking=1 -o APT::Sandbox::User=root "$@"
+}
+
+host_mirror() {
+    if [ -n "${CROSS_DEBIAN_MIRROR:-}" ]; then echo "$CROSS_DEBIAN_MIRROR"; return; fi
+    local m
+    m=$({ sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | tr ' ' '\n'
+          sed -n 's/^deb[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]*\)\{0,1\}\([^[:space:]]*\).*/\2/p' \
+              /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null
+        } | grep -E '^https?://.*/debian/?$' | head -n1)
+    echo "${m:-http://deb.debian.org/debian}"
+}
+
+fetch_guest() {
+    local mirror
+    mirror=$(host_mirror)
+    say "fetching the arm64 kernel and busybox from $mirror $GUEST_SUITE"
+    mkdir -p "$CACHE/apt/lists/partial" "$CACHE/apt/archives/partial"
+    : >"$CACHE/apt/status"
+    echo "deb [arch=arm64 target=Packages signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $GUEST_SUITE main" \
+        >"$CACHE/apt/sources.list"
+    guest_apt apt-get update -qq || die "apt-get update of $GUEST_SUITE arm64 failed"
+    local image
+    image=$(guest_apt apt-cache show --no-all-versions linux-image-cloud-arm64 |
+        sed -n 's/^Depends: \(linux-image-[^ ,]*\).*/\1/p' | head -n1)
+    [ -n "$image" ] || die "no linux-image-cloud-arm64 in $GUEST_SUITE"
+    rm -f "$DEBS"/*_arm64.deb
+    (cd "$DEBS" && guest_apt apt-get download -q "$image" busybox-static >/dev/null) ||
+        die "download of $image busybox-static failed"
+    rm -rf "$GUEST_ROOT"
+    mkdir -p "$GUEST_ROOT"
+    dpkg-deb --fsys-tarfile "$DEBS/${image}"_*_arm64.deb | tar -x -C "$GUEST_ROOT" ./boot
+    dpkg -x "$DEBS"/busybox-static_*_arm64.deb "$GUEST_ROOT"
+    rm -rf "$CACHE/apt" # the indexes (20 MB) are not needed again
+}
+
+if [ ! -e "$STAMP" ]; then
+    mkdir -p "$DEBS"
+    if [ -z "${QEMU_SYSTEM_AARCH64:-}" ] && ! command -v qemu-system-aarch64 >/dev/null; then
+        fetch_qemu
+    fi
+    fetch_guest
+    rm -rf "$DEBS" # unpacked above; later runs need only the unpacked trees
+    touch "$STAMP"
+fi
+
+if [ -n "${QEMU_SYSTEM_AARCH64:-}" ]; then
+    QEMU=$QEMU_SYSTEM_AARCH64
+elif command -v qemu-system-aarch64 >/dev/null; then
+    QEMU=$(command -v qemu-system-aarch64)
+else
+    QEMU=$QEMU_ROOT/usr/bin/qemu-system-aarch64
+    [ -x "$QEMU" ] || { rm -f "$STAMP"; die "cache incomplete (no $QEMU); rerun to fetch again"; }
+    export LD_LIBRARY_PATH="$QEMU_ROOT/usr/lib/x86_64-linux-gnu:$QEMU_ROOT/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+
+KERNEL=$(ls "$GUEST_ROOT"/boot/vmlinuz-* 2>/dev/null | head -n1 || true)
+BUSYBOX=$(ls "$GUEST_ROOT"/usr/bin/busybox "$GUEST_ROOT"/bin/busybox 2>/dev/null | head -n1 || true)
+[ -n "$KERNEL" ] && [ -n "$BUSYBOX" ] || { rm -f "$STAMP"; die "cache incomplete; rerun to fetch again"; }
+KVER=${KERNEL##*/vmlinuz-}
+# Kernels before 6.2 batch the per-process RSS counters and report a few kB.
+IFS=. read -r kmaj kmin _ <<<"$KVER"
+[ "$kmaj" -gt 6 ] || { [ "$kmaj" -eq 6 ] && [ "${kmin%%[!0-9]*}" -ge 2 ]; } ||
+    die "guest kernel $KVER is older than 6.2: its RSS figures are not exact"
+
+# --------------------------------------------------------------- initramfs
+RUN=$(mktemp -d "$CACHE/run.XXXXXX")
+QPID=
+cleanup() {
+    [ -n "$QPID" ] && kill "$QPID" 2>/dev/null && wait "$QPID" 2>/dev/null
+    rm -rf "$RUN"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$RUN/root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp}
+cp "$BUSYBOX" "$RUN/root/bin/busybox"
+cp "$GATEWAY" "$RUN/root/bin/push-gateway"
+cp "$FILL" "$RUN/root/bin/fill"
+PORT=${LISTEN##*:}
+PORT_HEX=$(printf '%04X' "$PORT")
+cat >"$RUN/root/init" <<EOF
+#!/bin/busybox sh
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t devtmpfs dev /dev
+exec </dev/console >/dev/console 2>&1
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t tmpfs tmp /tmp
+ip link set lo up
+say() { echo "@@pg \$*"; }
+status() { grep -E '^(VmHWM|VmRSS|RssAnon|RssFile|RssShmem)' /proc/\$1/status | tr -s ' \t' ' ' | while read -r l; do say "\$2\$l"; done; }
+say kernel \$(uname -r)
+/bin/push-gateway $GATEWAY_ARGS &
+PID=\$!
+i=0
+until [ -S $SOCK ] && grep -q ':$PORT_HEX 00000000:0000 0A' /proc/net/tcp; do
+    i=\$((i + 1))
+    if [ \$i -gt 300 ] || [ ! -d /proc/\$PID ]; then say error gateway not listening on $SOCK and $LISTEN; poweroff -f; fi
+    sleep 0.1
+done
+status \$PID idle-
+/bin/fill --socket $SOCK --scrape $LISTEN $FILL_ARGS > /tmp/fill.out 2>&1
+rc=\$?
+while read -r l; do say "\$l"; done < /tmp/fill.out
+say fill-exit \$rc
+if [ -d /proc/\$PID ]; then status \$PID; else wait \$PID; say error gateway exited with \$?; fi
+say done
+poweroff -f
+EOF
+chmod +x "$RUN/root/init"
+(cd "$RUN/root" && find . | cpio -o -H newc --quiet >"$RUN/initramfs.cpio")
+
+# ---------------------------------------------------------------------- VM
+LOG=$CACHE/rss-aarch64.log
+say "booting $KVER on $("$QEMU" --version | head -n1)"
+start=$(date +%s)
+timeout -k 5 "$TIMEOUT" "$QEMU" -M virt -cpu cortex-a53 -m 128M -smp 1 \
+    -nographic -no-reboot -nic none \
+    -kernel "$KERNEL" -initrd "$RUN/initramfs.cpio" \
+    -append "console=ttyAMA0 rdinit=/init panic=-1 quiet loglevel=3" \
+    </dev/null >"$LOG" 2>&1 &
+QPID=$!
+set +e
+wait "$QPID"
+qrc=$?
+set -e
+QPID=
+secs=$(($(date +%s) - start))
+[ "$qrc" = 124 ] && say "error: VM timed out after ${TIMEOUT}s"
+
+results=$(tr -d '\r' <"$LOG" | sed -n 's/^@@pg //p')
+value() { printf '%s\n' "$results" | sed -n "s/^$1: *\([0-9]*\) kB$/\1/p" | tail -n1; }
+HWM=$(value VmHWM)
+RSS=$(value VmRSS)
+if [ -z "$HWM" ] || [ -z "$RSS" ] || ! printf '%s\n' "$results" | grep -q '^done$'; then
+    say "error: no figures from the guest (qemu exit $qrc); last console lines of $LOG:"
+    tr -d '\r' <"$LOG" | tail -n 25 >&2
+    exit 1
+fi
+
+printf '%s\n' "$results" | grep '^fill: ' || true
+printf '%s\n' "$results" | grep '^error' | sed 's/^/rss-aarch64: /' >&2 || true
+echo "guest: Linux $KVER, qemu-system-aarch64 -M virt -cpu cortex-a53 -m 128M, ${secs}s"
+echo "gateway: $(stat -c %s "$GATEWAY") bytes, idle VmRSS $(value idle-VmRSS) kB"
+# The initramfs is a tmpfs, so the binary's own pages show as RssShmem here.
+echo "after workload: RssAnon $(value RssAnon) kB, RssFile+RssShmem $(($(value RssFile) + $(value RssShmem))) kB"
+echo "VmHWM: $HWM kB"
+echo "VmRSS: $RSS kB"
+
+fail=0
+fill_rc=$(printf '%s\n' "$results" | sed -n 's/^fill-exit //p')
+[ "$fill_rc" = 0 ] || { say "error: the workload failed (exit $fill_rc)"; fail=1; }
+printf '%s\n' "$results" | grep -q '^error' && fail=1
+for v in "VmHWM:$HWM" "VmRSS:$RSS"; do
+    if [ "${v#*:}" -gt "$LIMIT_KB" ]; then
+        say "error: ${v%%:*} ${v#*:} kB is above the limit of $LIMIT_KB kB"
+        fail=1
+    fi
+done
+if [ "$fail" = 0 ]; then
+    if [ "$HWM" -le "$GOAL_KB" ]; then
+        echo "ok: within the goal of $GOAL_KB kB"
+    else
+        echo "ok: within the limit of $LIMIT_KB kB (goal $GOAL_KB kB)"
+    fi
+fi
+exit "$fail"

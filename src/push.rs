@@ -1,0 +1,728 @@
+//! The Prometheus Pushgateway's push API, served on the push socket:
+//! `PUT`, `POST` and `DELETE` on `/metrics/job/<JOB>{/<LABEL>/<VALUE>}`.
+//!
+//! * The grouping key comes from the path: percent-decoded, or URL-safe
+//!   base64 for a name suffixed `@base64`. Its labels are set on every
+//!   sample of the group; a sample without `instance` gets `instance=""`.
+//! * `PUT` replaces the whole group, `POST` the families named in the body,
+//!   `DELETE` removes the group.
+//! * A push is all or nothing: the body is checked completely (syntax,
+//!   timestamps, types against other groups, ownership, size) before the
+//!   cache changes. A failed push records `push_failure_time_seconds`.
+//! * A group lives `--ttl` after its last successful push, as a whole.
+//!
+//! Memory: the [`Scratch`] buffers, reused across requests and bounded by
+//! the body limit.
+
+use std::fmt;
+
+use crate::cache::{Cache, CacheError, HEADER_BYTES, ID_BYTES};
+use crate::exposition::{self, Label, Line};
+use crate::ingest::{self, IngestError, StreamContext};
+use crate::protobuf::{self, ProtoError};
+
+/// Most labels in a grouping key (`job` included).
+pub const MAX_GROUP_LABELS: usize = 16;
+
+/// Buffers a push reuses from one request to the next.
+#[derive(Default)]
+pub struct Scratch {
+    /// Decoded and escaped path segments.
+    path: Vec<u8>,
+    /// The canonical grouping key `instance="",job="a"`.
+    group: Vec<u8>,
+    /// A protobuf body converted to text.
+    text: Vec<u8>,
+    /// Names of the families the body pushes, one per line.
+    families: Vec<u8>,
+    /// Names the body's TYPE lines declare, one per line.
+    declared: Vec<u8>,
+    key: Vec<u8>,
+    ctx: StreamContext,
+}
+
+/// What the request asks of the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushMethod {
+    Put,
+    Post,
+    Delete,
+}
+
+/// Why a push was refused; the cache is unchanged then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushError {
+    Path(&'static str),
+    Line { line: u64, error: IngestError },
+    TypeConflict { line: u64 },
+    DuplicateType { line: u64 },
+    TypeAfterSamples { line: u64 },
+    Proto(ProtoError),
+    TooLarge,
+}
+
+impl PushError {
+    pub fn status(&self) -> u16 {
+        match self {
+            PushError::TooLarge => 413,
+            _ => 400,
+        }
+    }
+
+    /// A short stable name, for logs and the rejected-pushes counter.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PushError::Path(_) => "path",
+            PushError::Line { error, .. } => error.reason(),
+            PushError::TypeConflict { .. }
+            | PushError::DuplicateType { .. }
+            | PushError::TypeAfterSamples { .. } => "type_conflict",
+            PushError::Proto(_) => "protobuf",
+            PushError::TooLarge => "too_large",
+        }
+    }
+}
+
+impl fmt::Display for PushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PushError::Path(what) => f.write_str(what),
+            PushError::Line { line, error } => write!(f, "line {line}: {error}"),
+            PushError::TypeConflict { line } => write!(
+                f,
+                "line {line}: this metric has another TYPE in another group or stream: push it with the same TYPE, or rename it"
+            ),
+            PushError::DuplicateType { line } => write!(
+                f,
+                "line {line}: second TYPE line for the same metric: declare each family once"
+            ),
+            PushError::TypeAfterSamples { line } => write!(
+                f,
+                "line {line}: TYPE line after samples of the same metric: put TYPE before the samples"
+            ),
+            PushError::Proto(e) => e.fmt(f),
+            PushError::TooLarge => f.write_str(
+                "push larger than the cache budget: push fewer or shorter series, or raise --cache-bytes",
+            ),
+        }
+    }
+}
+
+impl From<ProtoError> for PushError {
+    fn from(e: ProtoError) -> Self {
+        PushError::Proto(e)
+    }
+}
+
+/// Byte ranges of one grouping label in [`Scratch::path`].
+#[derive(Clone, Copy, Default)]
+struct Span {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+/// Whether `path` is a push path (`/metrics/job...`).
+pub fn is_push_path(path: &str) -> bool {
+    path.starts_with("/metrics/job/") || path.starts_with("/metrics/job@base64/")
+}
+
+/// Serves one push request. `body` is the whole request body.
+///
+/// # Errors
+/// [`PushError`] saying what to fix; the cache is unchanged except for the
+/// group's `push_failure_time_seconds`.
+#[allow(clippy::too_many_arguments)]
+pub fn handle(
+    cache: &mut Cache,
+    s: &mut Scratch,
+    method: PushMethod,
+    path: &str,
+    body: &[u8],
+    is_protobuf: bool,
+    now: u64,
+    ttl_ms: u64,
+    unix_now: f64,
+) -> Result<u16, PushError> {
+    let mut spans = [Span::default(); MAX_GROUP_LABELS];
+    let n = parse_path(path, &mut s.path, &mut spans)?;
+    let path_buf = std::mem::take(&mut s.path);
+    let result = (|| {
+        let mut labels: [Label; MAX_GROUP_LABELS] = [("", ""); MAX_GROUP_LABELS];
+        for (i, span) in spans[..n].iter().enumerate() {
+            labels[i] = (
+                span_str(&path_buf, span.name),
+                span_str(&path_buf, span.value),
+            );
+        }
+        let labels = &mut labels[..n];
+        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        write_group_key(labels, &mut s.group);
+        if method == PushMethod::Delete {
+            cache.group_delete(&s.group);
+            return Ok(202);
+        }
+        let text = if is_protobuf {
+            s.text.clear();
+            let limit = 8 * cache.capacity().max(body.len());
+            protobuf::to_text(body, &mut s.text, limit)?;
+            std::mem::take(&mut s.text)
+        } else {
+            Vec::new()
+        };
+        let body_text = if is_protobuf { &text[..] } else { body };
+        let outcome = push(cache, s, method, labels, body_text, now, ttl_ms, unix_now);
+        if is_protobuf {
+            s.text = text;
+        }
+        outcome.map(|()| 200)
+    })();
+    s.path = path_buf;
+    if result.is_err() {
+        cache.group_failed(&s.group, unix_now);
+    }
+    result
+}
+
+fn span_str(buf: &[u8], (start, end): (usize, usize)) -> &str {
+    std::str::from_utf8(&buf[start..end]).unwrap_or("")
+}
+
+/// Writes the canonical grouping key: labels sorted, `instance=""` added
+/// when the path has no instance.
+fn write_group_key(labels: &[Label], out: &mut Vec<u8>) {
+    out.clear();
+    let has_instance = labels.iter().any(|(n, _)| *n == "instance");
+    let mut first = true;
+    let mut write = |out: &mut Vec<u8>, (name, value): Label| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"=\"");
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    };
+    let mut instance_written = has_instance;
+    for &l in labels {
+        if !instance_written && l.0 > "instance" {
+            write(out, ("instance", ""));
+            instance_written = true;
+        }
+        write(out, l);
+    }
+    if !instance_written {
+        write(out, ("instance", ""));
+    }
+}
+
+/// Decodes `/metrics/job/<JOB>{/<LABEL>/<VALUE>}` into `buf` (names raw,
+/// values escaped for the text format) and `spans`; returns the count.
+fn parse_path(
+    path: &str,
+    buf: &mut Vec<u8>,
+    spans: &mut [Span; MAX_GROUP_LABELS],
+) -> Result<usize, PushError> {
+    let rest = path.strip_prefix("/metrics/").ok_or(PushError::Path(
+        "push paths are /metrics/job/<JOB>{/<LABEL>/<VALUE>}",
+    ))?;
+    buf.clear();
+    let mut segments = rest.split('/');
+    let mut n = 0;
+    while let Some(name_seg) = segments.next() {
+        if name_seg.is_empty() && n > 0 && segments.clone().next().is_none() {
+            break; // a trailing slash
+        }
+        let value_seg = segments.next().ok_or(PushError::Path(
+            "grouping labels come in pairs: /metrics/job/<JOB>/<LABEL>/<VALUE>",
+        ))?;
+        let (name, base64) = match name_seg.strip_suffix("@base64") {
+            Some(name) => (name, true),
+            None => (name_seg, false),
+        };
+        if n == 0 && name != "job" {
+            return Err(PushError::Path("push paths start with /metrics/job/<JOB>"));
+        }
+        if !exposition::is_label_name(name) || name.starts_with("__") {
+            return Err(PushError::Path(
+                "invalid label name in the path: use [a-zA-Z_][a-zA-Z0-9_]*, not starting with __",
+            ));
+        }
+        if n == MAX_GROUP_LABELS {
+            return Err(PushError::Path("too many grouping labels: the limit is 16"));
+        }
+        let name_start = buf.len();
+        buf.extend_from_slice(name.as_bytes());
+        let name_end = buf.len();
+        if spans[..n]
+            .iter()
+            .any(|s| &buf[s.name.0..s.name.1] == name.as_bytes())
+        {
+            return Err(PushError::Path(
+                "a grouping label appears twice in the path",
+            ));
+        }
+        let value_start = buf.len();
+        decode_value(value_seg, base64, buf)?;
+        let value_end = buf.len();
+        if n == 0 && value_start == value_end {
+            return Err(PushError::Path(
+                "the job name is empty: give one, e.g. /metrics/job/backup",
+            ));
+        }
+        spans[n] = Span {
+            name: (name_start, name_end),
+            value: (value_start, value_end),
+        };
+        n += 1;
+    }
+    if n == 0 {
+        return Err(PushError::Path(
+            "push paths are /metrics/job/<JOB>{/<LABEL>/<VALUE>}",
+        ));
+    }
+    Ok(n)
+}
+
+/// Decodes a path segment (percent-encoding, or base64) and appends it to
+/// `out` escaped as a label value.
+fn decode_value(seg: &str, base64: bool, out: &mut Vec<u8>) -> Result<(), PushError> {
+    let start = out.len();
+    if base64 {
+        decode_base64(seg, out)?;
+    } else {
+        percent_decode(seg, out)?;
+    }
+    let raw_end = out.len();
+    let raw = std::str::from_utf8(&out[start..raw_end])
+        .map_err(|_| PushError::Path("a path label value is not UTF-8"))?;
+    if raw.contains(['\\', '"', '\n']) {
+        let raw = raw.to_owned();
+        out.truncate(start);
+        protobuf::escape_label_value(out, &raw);
+    }
+    Ok(())
+}
+
+fn percent_decode(seg: &str, out: &mut Vec<u8>) -> Result<(), PushError> {
+    let bytes = seg.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(PushError::Path("invalid percent-encoding in the path"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+/// URL-safe base64 (the standard alphabet is accepted too), padding
+/// optional; `=` alone is the empty value.
+fn decode_base64(seg: &str, out: &mut Vec<u8>) -> Result<(), PushError> {
+    let bad = PushError::Path("invalid base64 in the path: use URL-safe base64, e.g. L3Zhci90bXA");
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in seg.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => return Err(bad),
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    if bits >= 6 {
+        return Err(bad);
+    }
+    Ok(())
+}
+
+/// Checks the whole body, then applies it.
+#[allow(clippy::too_many_arguments)]
+fn push(
+    cache: &mut Cache,
+    s: &mut Scratch,
+    method: PushMethod,
+    labels: &[Label],
+    body: &[u8],
+    now: u64,
+    ttl_ms: u64,
+    unix_now: f64,
+) -> Result<(), PushError> {
+    let defaults: &[Label] = &[("instance", "")];
+    // Pass 1: everything that could fail.
+    s.ctx = StreamContext::default();
+    s.families.clear();
+    s.declared.clear();
+    let mut needed = 0;
+    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+        let line_no = i as u64 + 1;
+        let fail = |error: IngestError| PushError::Line {
+            line: line_no,
+            error,
+        };
+        let parsed = exposition::parse_line(line).map_err(|e| fail(e.into()))?;
+        if let Line::Type { name, kind } = &parsed {
+            if listed(&s.declared, name) {
+                return Err(PushError::DuplicateType { line: line_no });
+            }
+            if listed(&s.families, name) {
+                return Err(PushError::TypeAfterSamples { line: line_no });
+            }
+            s.declared.extend_from_slice(name.as_bytes());
+            s.declared.push(b'\n');
+            if ingest::is_reserved(name) {
+                return Err(fail(IngestError::Reserved));
+            }
+            if cache.family_type(name).is_some_and(|k| k != *kind) {
+                return Err(PushError::TypeConflict { line: line_no });
+            }
+        }
+        let Line::Sample(sample) = s.ctx.observe(parsed) else {
+            continue;
+        };
+        let family = ingest::resolve_family(cache, &s.ctx, sample.name).map_err(fail)?;
+        ingest::write_key(&sample, labels, defaults, &mut s.key);
+        if cache.owned_by_other(&s.key, &s.group) {
+            return Err(fail(IngestError::Cache(CacheError::Owned)));
+        }
+        needed += record_bytes(s.key.len());
+        if !listed(&s.families, family.name) {
+            if cache.family_type(family.name).is_none() {
+                needed += record_bytes(family.name.len() + family.help.map_or(0, str::len));
+            }
+            s.families.extend_from_slice(family.name.as_bytes());
+            s.families.push(b'\n');
+        }
+    }
+    let group = cache.group_find(&s.group);
+    let kept = match (group, method) {
+        (Some(g), PushMethod::Post) => {
+            cache.group_retained_bytes(g, |f| listed_bytes(&s.families, f))
+        }
+        _ => 0,
+    };
+    let group_bytes = record_bytes(s.group.len() + 8);
+    if needed + kept + group_bytes > cache.push_room() {
+        return Err(PushError::TooLarge);
+    }
+
+    // Pass 2: apply; nothing above failed, so this fits.
+    let gid = cache
+        .group_open(&s.group, now)
+        .map_err(|_| PushError::TooLarge)?;
+    match method {
+        PushMethod::Put => {
+            cache.group_clear(gid, None);
+        }
+        _ => {
+            for name in s.families.split(|&b| b == b'\n').filter(|n| !n.is_empty()) {
+                cache.group_clear(gid, Some(name));
+            }
+        }
+    }
+    s.ctx = StreamContext::default();
+    for line in body.split(|&b| b == b'\n') {
+        let Ok(parsed) = exposition::parse_line(line) else {
+            continue;
+        };
+        let Line::Sample(sample) = s.ctx.observe(parsed) else {
+            continue;
+        };
+        let Ok(family) = ingest::resolve_family(cache, &s.ctx, sample.name) else {
+            continue;
+        };
+        ingest::write_key(&sample, labels, defaults, &mut s.key);
+        if let Err(e) = cache.group_set(gid, &family, &s.key, sample.value, now) {
+            log::error!("push to checked group failed: {e}");
+        }
+    }
+    cache.group_close(gid, now, ttl_ms, unix_now);
+    Ok(())
+}
+
+/// What a record of `key_len` bytes costs in the cache, id included.
+fn record_bytes(key_len: usize) -> usize {
+    (HEADER_BYTES + key_len).div_ceil(8) * 8 + ID_BYTES
+}
+
+fn listed(list: &[u8], name: &str) -> bool {
+    listed_bytes(list, name.as_bytes())
+}
+
+fn listed_bytes(list: &[u8], name: &[u8]) -> bool {
+    list.split(|&b| b == b'\n').any(|n| n == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::Renderer;
+
+    fn page(cache: &Cache) -> String {
+        let mut r = Renderer::new(cache);
+        String::from_utf8(r.render(cache, |_| {}).to_vec()).unwrap()
+    }
+
+    fn call(
+        cache: &mut Cache,
+        method: PushMethod,
+        path: &str,
+        body: &str,
+    ) -> Result<u16, PushError> {
+        let mut s = Scratch::default();
+        handle(
+            cache,
+            &mut s,
+            method,
+            path,
+            body.as_bytes(),
+            false,
+            0,
+            1000,
+            1700000000.5,
+        )
+    }
+
+    #[test]
+    fn put_replaces_post_merges_delete_removes() {
+        let mut c = Cache::new(16 * 1024);
+        let path = "/metrics/job/backup/instance/db1";
+        call(
+            &mut c,
+            PushMethod::Put,
+            path,
+            "# TYPE a gauge\na 1\nb{x=\"1\"} 2\n",
+        )
+        .unwrap();
+        call(&mut c, PushMethod::Post, path, "a 5\n").unwrap();
+        let p = page(&c);
+        assert!(p.contains("a{instance=\"db1\",job=\"backup\"} 5\n"), "{p}");
+        assert!(
+            p.contains("b{instance=\"db1\",job=\"backup\",x=\"1\"} 2\n"),
+            "{p}"
+        );
+        assert!(
+            p.contains("push_time_seconds{instance=\"db1\",job=\"backup\"} 1700000000.5\n"),
+            "{p}"
+        );
+        call(&mut c, PushMethod::Put, path, "c 3\n").unwrap();
+        let p = page(&c);
+        assert!(!p.contains("\na{") && !p.contains("\nb{"), "{p}");
+        assert_eq!(call(&mut c, PushMethod::Delete, path, ""), Ok(202));
+        assert_eq!(page(&c), "");
+        c.check_invariants();
+    }
+
+    #[test]
+    fn grouping_labels_override_and_instance_defaults_to_empty() {
+        let mut c = Cache::new(16 * 1024);
+        call(
+            &mut c,
+            PushMethod::Put,
+            "/metrics/job/j",
+            "m{job=\"other\"} 1\nn{instance=\"mine\"} 2\n",
+        )
+        .unwrap();
+        let p = page(&c);
+        assert!(p.contains("m{instance=\"\",job=\"j\"} 1\n"), "{p}");
+        assert!(p.contains("n{instance=\"mine\",job=\"j\"} 2\n"), "{p}");
+    }
+
+    #[test]
+    fn paths() {
+        let mut c = Cache::new(16 * 1024);
+        for (path, labels) in [
+            ("/metrics/job/a%20b", "instance=\"\",job=\"a b\""),
+            (
+                "/metrics/job@base64/L3Zhci90bXA",
+                "instance=\"\",job=\"/var/tmp\"",
+            ),
+            (
+                "/metrics/job@base64/L3Zhci90bXA=",
+                "instance=\"\",job=\"/var/tmp\"",
+            ),
+            (
+                "/metrics/job/j/path@base64/=",
+                "instance=\"\",job=\"j\",path=\"\"",
+            ),
+            (
+                "/metrics/job/j/q/a%22b",
+                "instance=\"\",job=\"j\",q=\"a\\\"b\"",
+            ),
+            ("/metrics/job/j/instance/i/", "instance=\"i\",job=\"j\""),
+        ] {
+            call(&mut c, PushMethod::Put, path, "x 1\n").unwrap();
+            assert!(
+                c.group_find(labels.as_bytes()).is_some(),
+                "{path}: {}",
+                page(&c)
+            );
+            call(&mut c, PushMethod::Delete, path, "").unwrap();
+        }
+        for path in [
+            "/metrics/job/",
+            "/metrics/job@base64/=",
+            "/metrics/jobs/x",
+            "/metrics/job/x/lonely",
+            "/metrics/job/x/bad-name/v",
+            "/metrics/job/x/job/y",
+            "/metrics/job/x/__meta/y",
+            "/metrics/job/%zz",
+            "/metrics/job@base64/!!",
+        ] {
+            let e = call(&mut c, PushMethod::Put, path, "x 1\n").unwrap_err();
+            assert_eq!(e.status(), 400, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_bad_push_changes_nothing_but_the_failure_time() {
+        let mut c = Cache::new(16 * 1024);
+        let path = "/metrics/job/j";
+        call(&mut c, PushMethod::Put, path, "keep 1\n").unwrap();
+        let before = page(&c);
+        for (body, want) in [
+            ("new 1\nbad line\n", "line 2: invalid value"),
+            ("new 1\nts 1 123\n", "line 2: timestamps are not accepted"),
+            ("push_time_seconds 1\n", "line 1: push_time_seconds"),
+            ("# TYPE t gauge\n# TYPE t counter\n", "line 2: second TYPE"),
+        ] {
+            let e = call(&mut c, PushMethod::Put, path, body).unwrap_err();
+            assert!(e.to_string().starts_with(want), "{e}");
+        }
+        let after = page(&c);
+        assert_eq!(
+            after.replace(
+                "push_failure_time_seconds{instance=\"\",job=\"j\"} 1700000000.5",
+                "push_failure_time_seconds{instance=\"\",job=\"j\"} 0"
+            ),
+            before
+        );
+    }
+
+    #[test]
+    fn types_must_agree_across_groups_and_series_have_one_owner() {
+        let mut c = Cache::new(16 * 1024);
+        call(
+            &mut c,
+            PushMethod::Put,
+            "/metrics/job/a",
+            "# TYPE m counter\nm 1\n",
+        )
+        .unwrap();
+        let e = call(
+            &mut c,
+            PushMethod::Put,
+            "/metrics/job/b",
+            "# TYPE m gauge\nm 1\n",
+        )
+        .unwrap_err();
+        assert_eq!(e, PushError::TypeConflict { line: 1 });
+        call(
+            &mut c,
+            PushMethod::Put,
+            "/metrics/job/b",
+            "# TYPE m counter\nm 2\n",
+        )
+        .unwrap();
+        // A stream may not overwrite a pushed series.
+        let mut key = Vec::new();
+        let r = ingest::apply_line(
+            &mut c,
+            &mut StreamContext::default(),
+            b"m{instance=\"\",job=\"a\"} 9",
+            0,
+            1000,
+            &mut key,
+        );
+        assert_eq!(r, Err(IngestError::Cache(CacheError::Owned)));
+        // Nor may a group push a series a stream owns.
+        ingest::apply_line(
+            &mut c,
+            &mut StreamContext::default(),
+            b"s{instance=\"\",job=\"c\"} 1",
+            0,
+            1000,
+            &mut key,
+        )
+        .unwrap();
+        let e = call(&mut c, PushMethod::Put, "/metrics/job/c", "s 2\n").unwrap_err();
+        assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn an_empty_put_keeps_the_group() {
+        let mut c = Cache::new(16 * 1024);
+        call(&mut c, PushMethod::Put, "/metrics/job/j", "x 1\n").unwrap();
+        call(&mut c, PushMethod::Put, "/metrics/job/j", "").unwrap();
+        let p = page(&c);
+        assert!(!p.contains("\nx{"), "{p}");
+        assert!(
+            p.contains("push_time_seconds{instance=\"\",job=\"j\"}"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn a_push_larger_than_the_budget_is_refused() {
+        let mut c = Cache::new(2048);
+        let body: String = (0..100).map(|i| format!("big{{n=\"{i}\"}} 1\n")).collect();
+        let e = call(&mut c, PushMethod::Put, "/metrics/job/j", &body).unwrap_err();
+        assert_eq!(e.status(), 413);
+        assert_eq!(c.series_count(), 0);
+    }
+
+    #[test]
+    fn groups_expire_as_a_whole() {
+        let mut c = Cache::new(16 * 1024);
+        let mut s = Scratch::default();
+        handle(
+            &mut c,
+            &mut s,
+            PushMethod::Put,
+            "/metrics/job/j",
+            b"a 1\nb 2\n",
+            false,
+            0,
+            1000,
+            1.0,
+        )
+        .unwrap();
+        handle(
+            &mut c,
+            &mut s,
+            PushMethod::Post,
+            "/metrics/job/j",
+            b"a 3\n",
+            false,
+            900,
+            1000,
+            2.0,
+        )
+        .unwrap();
+        c.expire(1500);
+        assert_eq!(c.series_count(), 2, "b lives on with its group");
+        c.expire(1900);
+        assert_eq!(
+            (c.series_count(), c.group_count(), c.family_count()),
+            (0, 0, 0)
+        );
+        c.check_invariants();
+    }
+}
