@@ -30,6 +30,10 @@ pub struct Config {
     pub max_connections: usize,
     /// Largest HTTP push body, in bytes.
     pub max_body_bytes: usize,
+    /// Whether `/metrics` ends with the gateway's own metrics.
+    pub self_metrics: bool,
+    /// Group of the push socket file, by name or number.
+    pub socket_group: Option<String>,
 }
 
 impl Config {
@@ -79,6 +83,15 @@ pub struct Args {
     /// since a larger push cannot fit
     #[arg(long, env = "PUSH_GATEWAY_MAX_BODY_BYTES", value_parser = parse_size)]
     pub max_body_bytes: Option<usize>,
+
+    /// Group owning the push socket (name or number), so that pushers of
+    /// other users in that group can write to it
+    #[arg(long, env = "PUSH_GATEWAY_SOCKET_GROUP")]
+    pub socket_group: Option<String>,
+
+    /// Leave the gateway's own push_gateway_* metrics off /metrics
+    #[arg(long, env = "PUSH_GATEWAY_NO_SELF_METRICS")]
+    pub no_self_metrics: bool,
 }
 
 impl Args {
@@ -91,6 +104,8 @@ impl Args {
             socket_mode: self.socket_mode,
             max_connections: self.max_connections,
             max_body_bytes: self.max_body_bytes.unwrap_or(self.cache_bytes),
+            self_metrics: !self.no_self_metrics,
+            socket_group: self.socket_group,
         }
     }
 }

@@ -33,6 +33,7 @@ use crate::limits::{
 };
 use crate::push::{self, PushMethod};
 use crate::render::Renderer;
+use crate::self_metrics::{self, Stats};
 use crate::warn_limit::WarnLimit;
 
 /// What a connection step may use besides its own state.
@@ -49,6 +50,9 @@ pub struct Ctx<'a> {
     /// `--max-body-bytes`.
     pub max_body: usize,
     pub push: &'a mut push::Scratch,
+    pub stats: &'a mut Stats,
+    /// Whether pages end with the gateway's own metrics.
+    pub self_metrics: bool,
     pub warn: &'a mut WarnLimit,
 }
 
@@ -151,8 +155,6 @@ pub struct StreamState {
     discarding: bool,
     line_no: u64,
     ctx: StreamContext,
-    /// Replies dropped because the client did not read earlier ones.
-    pub dropped_replies: u64,
 }
 
 pub struct HttpState {
@@ -257,6 +259,12 @@ impl Conn {
             self.writable = want;
         }
         Ok(())
+    }
+
+    /// Whether no response is waiting to be sent (so shutting down loses
+    /// nothing of this connection's).
+    pub fn nothing_to_send(&self) -> bool {
+        self.out.is_empty()
     }
 
     /// When this connection must be closed if nothing happens, if ever.
@@ -503,6 +511,7 @@ impl HttpState {
             let body = match req.body {
                 BodyFraming::None => BodyRead::Length(0),
                 BodyFraming::Length(n) if n > ctx.max_body as u64 => {
+                    ctx.stats.push_rejected("too_large");
                     let e = http::HttpError::BodyTooLarge;
                     self.fail(out, e.status(), &e.to_string());
                     return Progress::Done;
@@ -556,6 +565,12 @@ impl HttpState {
                     Ok(n) => (n, *state == Chunked::Done),
                     Err(e) => {
                         self.pending = None;
+                        let reason = if e.status() == 413 {
+                            "too_large"
+                        } else {
+                            "http"
+                        };
+                        ctx.stats.push_rejected(reason);
                         self.fail(out, e.status(), &e.to_string());
                         return Progress::Done;
                     }
@@ -581,8 +596,16 @@ impl HttpState {
             ctx.unix_now,
         );
         match result {
-            Ok(status) => respond_text(out, Method::Put, status, "", p.keep_alive, None),
+            Ok(status) => {
+                if p.method == PushMethod::Delete {
+                    ctx.stats.deletes += 1;
+                } else {
+                    ctx.stats.pushes_accepted += 1;
+                }
+                respond_text(out, Method::Put, status, "", p.keep_alive, None);
+            }
             Err(e) => {
+                ctx.stats.push_rejected(e.reason());
                 if ctx.warn.allow(ctx.now) {
                     log::warn!("push to {} rejected: {e}", self.path);
                 }
@@ -708,7 +731,13 @@ fn respond(
     let head_only = req.method == Method::Head;
     match body {
         Body::Page => {
-            let page = ctx.renderer.render(ctx.cache, |_| {});
+            ctx.stats.scrapes += 1;
+            let (cache, stats, with_self) = (&*ctx.cache, &*ctx.stats, ctx.self_metrics);
+            let page = ctx.renderer.render(cache, |out| {
+                if with_self {
+                    self_metrics::write(out, stats, cache);
+                }
+            });
             http::write_head(
                 &mut out.bytes,
                 status,
@@ -767,7 +796,6 @@ impl StreamState {
             discarding: false,
             line_no: 0,
             ctx: StreamContext::default(),
-            dropped_replies: 0,
         }
     }
 
@@ -833,14 +861,14 @@ impl StreamState {
     }
 
     fn apply(&mut self, line: &[u8], out: &mut Outbox, ctx: &mut Ctx) {
-        if let Err(e) =
-            ingest::apply_line(ctx.cache, &mut self.ctx, line, ctx.now, ctx.ttl_ms, ctx.key)
-        {
-            self.reject(e, out, ctx);
+        match ingest::apply_line(ctx.cache, &mut self.ctx, line, ctx.now, ctx.ttl_ms, ctx.key) {
+            Ok(()) => ctx.stats.lines_accepted += 1,
+            Err(e) => self.reject(e, out, ctx),
         }
     }
 
     fn reject(&mut self, e: IngestError, out: &mut Outbox, ctx: &mut Ctx) {
+        ctx.stats.line_rejected(e.reason());
         if ctx.warn.allow(ctx.now) {
             log::warn!("push rejected: line {}: {e}", self.line_no);
         }
@@ -851,7 +879,7 @@ impl StreamState {
         if out.bytes.len() + len <= REPLY_MAX_BYTES {
             out.bytes.extend_from_slice(&msg[..len]);
         } else {
-            self.dropped_replies += 1;
+            ctx.stats.reply_bytes_dropped += len as u64;
         }
     }
 }

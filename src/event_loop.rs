@@ -3,9 +3,13 @@
 //!
 //! Each turn: poll with a timeout that ends at the next thing to do (a
 //! series expiring, a connection timing out, an accept retry), so an idle
-//! gateway sleeps; expire series; hand each event to its listener or
-//! connection, which returns keep or close; close the connections that
-//! asked, after the batch, so a token is never reused within one batch.
+//! gateway sleeps; expire series; hand each event to its listener, the
+//! signal handler or a connection, which returns keep or close; close the
+//! connections that asked, after the batch, so a token is never reused
+//! within one batch.
+//!
+//! SIGTERM or SIGINT stops accepting, closes idle connections, gives
+//! responses in flight [`SHUTDOWN_GRACE`] to be sent, and returns.
 //!
 //! # Memory
 //! The cache (`--cache-bytes`), the renderer's page and order, a shared
@@ -17,19 +21,23 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Registry, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
 
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::conn::{Conn, Ctx, Step};
 use crate::ingest;
-use crate::limits::{ACCEPT_RETRY, READ_CHUNK_BYTES};
+use crate::limits::{ACCEPT_RETRY, READ_CHUNK_BYTES, SHUTDOWN_GRACE, WARN_WINDOW};
 use crate::push;
 use crate::render::Renderer;
+use crate::self_metrics::Stats;
 use crate::slab::Slab;
 use crate::warn_limit::WarnLimit;
 
 pub const PUSH_LISTENER: Token = Token(usize::MAX - 1);
 pub const SCRAPE_LISTENER: Token = Token(usize::MAX - 2);
+pub const SIGNALS: Token = Token(usize::MAX - 3);
 
 /// Everything the loop owns besides the poll and the listeners.
 struct Server {
@@ -47,21 +55,27 @@ struct Server {
     start: Instant,
     /// Accepting paused after an error (e.g. EMFILE) until this time.
     accept_paused_until: Option<u64>,
-    refused: u64,
+    stats: Stats,
+    self_metrics: bool,
+    /// Set by a signal: when to give up on responses still in flight.
+    shutdown_by: Option<u64>,
+    /// Budget evictions already reported in the log, and when.
+    budget_evictions_logged: (u64, u64),
 }
 
-/// Serves pushes on `push` and scrapes on `scrape` until a fatal poll
-/// error. Tests call this with their own listeners.
+/// Serves pushes on `push` and scrapes on `scrape` until SIGTERM or
+/// SIGINT. Tests call this with their own listeners.
 ///
 /// # Errors
-/// Only failures of the poll itself; a connection's errors close that
-/// connection.
+/// Only failures of the poll itself or of signal registration; a
+/// connection's errors close that connection.
 pub fn run(mut push: UnixListener, mut scrape: TcpListener, config: &Config) -> io::Result<()> {
     let mut poll = Poll::new()?;
-    poll.registry()
-        .register(&mut push, PUSH_LISTENER, Interest::READABLE)?;
-    poll.registry()
-        .register(&mut scrape, SCRAPE_LISTENER, Interest::READABLE)?;
+    let registry = poll.registry();
+    registry.register(&mut push, PUSH_LISTENER, Interest::READABLE)?;
+    registry.register(&mut scrape, SCRAPE_LISTENER, Interest::READABLE)?;
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    registry.register(&mut signals, SIGNALS, Interest::READABLE)?;
     let cache = Cache::new(config.cache_bytes);
     let mut server = Server {
         renderer: Renderer::new(&cache),
@@ -76,7 +90,10 @@ pub fn run(mut push: UnixListener, mut scrape: TcpListener, config: &Config) -> 
         max_body: config.max_body_bytes,
         start: Instant::now(),
         accept_paused_until: None,
-        refused: 0,
+        stats: Stats::default(),
+        self_metrics: config.self_metrics,
+        shutdown_by: None,
+        budget_evictions_logged: (0, 0),
     };
     let mut events = Events::with_capacity(256);
     loop {
@@ -96,16 +113,42 @@ pub fn run(mut push: UnixListener, mut scrape: TcpListener, config: &Config) -> 
             match event.token() {
                 PUSH_LISTENER => server.accept_pushers(&push, poll.registry(), now),
                 SCRAPE_LISTENER => server.accept_scrapers(&scrape, poll.registry(), now),
+                SIGNALS => {
+                    for signal in signals.pending() {
+                        if server.shutdown_by.is_none() {
+                            log::info!(
+                                "received {}: stopping; finishing responses in flight",
+                                if signal == SIGINT {
+                                    "SIGINT"
+                                } else {
+                                    "SIGTERM"
+                                }
+                            );
+                            server.shutdown_by = Some(now + SHUTDOWN_GRACE.as_millis() as u64);
+                            let _ = poll.registry().deregister(&mut push);
+                            let _ = poll.registry().deregister(&mut scrape);
+                        }
+                    }
+                }
                 Token(key) => server.conn_ready(key, poll.registry(), now),
             }
         }
-        if server.accept_paused_until.is_some_and(|t| t <= now) {
+        if server.shutdown_by.is_none() && server.accept_paused_until.is_some_and(|t| t <= now) {
             server.accept_paused_until = None;
             server.accept_pushers(&push, poll.registry(), now);
             server.accept_scrapers(&scrape, poll.registry(), now);
         }
         server.time_out(now);
+        if let Some(by) = server.shutdown_by {
+            server.close_idle(now >= by);
+        }
         server.close_finished(poll.registry());
+        if server.shutdown_by.is_some() && server.conns.is_empty() {
+            log::info!("stopped");
+            return Ok(());
+        }
+        server.stats.connections_open = server.conns.len() as u64;
+        server.log_budget_pressure(now);
     }
 }
 
@@ -130,7 +173,37 @@ impl Server {
             .into_iter()
             .chain(conns)
             .chain(self.accept_paused_until)
+            .chain(self.shutdown_by)
             .min()
+    }
+
+    /// During shutdown: closes every connection with nothing left to send
+    /// (all of them once `give_up`).
+    fn close_idle(&mut self, give_up: bool) {
+        for key in 0..self.conns.capacity() {
+            if self
+                .conns
+                .get_mut(key)
+                .is_some_and(|c| give_up || c.nothing_to_send())
+            {
+                self.closing.push(key);
+            }
+        }
+    }
+
+    /// Tells the operator, at most once per warning window, that the
+    /// budget is too small for what is pushed.
+    fn log_budget_pressure(&mut self, now: u64) {
+        let (logged, at) = self.budget_evictions_logged;
+        let evicted = self.cache.stats.evicted_budget;
+        if evicted > logged && now.saturating_sub(at) >= WARN_WINDOW.as_millis() as u64 {
+            log::warn!(
+                "cache budget full: evicted {} series to make room since the last report; raise --cache-bytes (now {} bytes) or push fewer series",
+                evicted - logged,
+                self.cache.capacity()
+            );
+            self.budget_evictions_logged = (evicted, now);
+        }
     }
 
     fn accept_pushers(&mut self, listener: &UnixListener, registry: &Registry, now: u64) {
@@ -177,6 +250,7 @@ impl Server {
     fn add(&mut self, conn: Conn, registry: &Registry, now: u64) {
         match self.conns.insert(conn) {
             Ok(key) => {
+                self.stats.connections_accepted += 1;
                 let conn = self.conns.get_mut(key);
                 let registered = conn.map(|c| c.register(registry, Token(key)));
                 if !matches!(registered, Some(Ok(()))) {
@@ -188,7 +262,7 @@ impl Server {
                 self.conn_ready(key, registry, now);
             }
             Err(mut conn) => {
-                self.refused += 1;
+                self.stats.connections_refused += 1;
                 if self.warn.allow(now) {
                     log::warn!(
                         "refused a connection: all {} connections in use (--max-connections)",
@@ -213,6 +287,8 @@ impl Server {
             ttl_ms: self.ttl_ms,
             max_body: self.max_body,
             push: &mut self.push,
+            stats: &mut self.stats,
+            self_metrics: self.self_metrics,
             warn: &mut self.warn,
         };
         let step = conn.ready(&mut ctx, &mut self.chunk);

@@ -35,7 +35,8 @@ impl IngestError {
     pub fn reason(self) -> &'static str {
         match self {
             IngestError::Line(e) => e.reason(),
-            IngestError::Cache(_) => "too_large",
+            IngestError::Cache(CacheError::TooLarge) => "too_large",
+            IngestError::Cache(CacheError::Owned) => "owned",
             IngestError::TypeConflict => "type_conflict",
             IngestError::Reserved => "reserved",
         }

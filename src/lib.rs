@@ -7,6 +7,7 @@
 //! * [`limits`]: every fixed bound, with its unit and overflow action.
 //! * [`listen`]: creating the push socket (mode, stale files) and the TCP
 //!   listener, with start-up errors that say what to do.
+//! * [`systemd`]: socket activation and readiness notification.
 //! * [`event_loop`]: the one `mio::Poll`, its tokens and the dispatch.
 //! * [`slab`]: connections keyed by token, in fixed capacity.
 //! * [`conn`]: per-connection state machines (stream pushes, HTTP).
@@ -17,6 +18,7 @@
 //! * [`protobuf`]: the delimited `MetricFamily` decoder for pushes.
 //! * [`cache`]: the byte-budgeted TTL cache.
 //! * [`render`]: the `/metrics` page.
+//! * [`self_metrics`]: the gateway's own counters and their families.
 //! * [`warn_limit`]: rate-limited warnings about bad input.
 #![deny(unsafe_code)]
 
@@ -32,5 +34,7 @@ pub mod listen;
 pub mod protobuf;
 pub mod push;
 pub mod render;
+pub mod self_metrics;
 pub mod slab;
+pub mod systemd;
 pub mod warn_limit;

@@ -58,6 +58,10 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// before closing, so the client gets the response instead of a reset.
 pub const LINGER: Duration = Duration::from_secs(2);
 
+/// On SIGTERM or SIGINT, responses still being sent get this long before
+/// the gateway exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+
 /// Warnings about bad input: at most this many per [`WARN_WINDOW`]; the rest
 /// are counted and summarised in one line, so a flood cannot fill the log.
 pub const WARN_BURST: u32 = 10;

@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -20,6 +20,7 @@ pub enum ListenError {
     NotASocket(PathBuf),
     Socket(PathBuf, io::Error),
     Tcp(std::net::SocketAddr, io::Error),
+    Group(String),
 }
 
 impl fmt::Display for ListenError {
@@ -50,17 +51,64 @@ impl fmt::Display for ListenError {
                 "cannot listen on {a}: permission denied; use a port above 1023 in --listen"
             ),
             ListenError::Tcp(a, e) => write!(f, "cannot listen on {a}: {e}"),
+            ListenError::Group(g) => write!(
+                f,
+                "no group {g:?} in /etc/group: create it (groupadd {g}) or give --socket-group a group that exists"
+            ),
         }
     }
 }
 
 impl std::error::Error for ListenError {}
 
-/// Binds the push socket at `path` with file mode `mode`.
+/// The push socket the gateway created, to remove on exit: only if the
+/// path still names that very file (not a successor's).
+pub struct SocketFile {
+    path: PathBuf,
+    dev_ino: (u64, u64),
+}
+
+impl SocketFile {
+    pub fn remove(&self) {
+        let same =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.dev_ino);
+        if same && let Err(e) = std::fs::remove_file(&self.path) {
+            log::warn!("could not remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Looks up a group by name in /etc/group, or takes a number as is.
+///
+/// # Errors
+/// [`ListenError::Group`] when there is no such group.
+pub fn resolve_group(group: &str) -> Result<u32, ListenError> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    groups
+        .lines()
+        .filter_map(|l| {
+            let mut fields = l.split(':');
+            let name = fields.next()?;
+            let gid = fields.nth(1)?.parse::<u32>().ok()?;
+            (name == group).then_some(gid)
+        })
+        .next()
+        .ok_or_else(|| ListenError::Group(group.to_string()))
+}
+
+/// Binds the push socket at `path` with file mode `mode` and, if given,
+/// group `gid`.
 ///
 /// # Errors
 /// [`ListenError`] saying why and what to do.
-pub fn bind_push_socket(path: &Path, mode: u32) -> Result<UnixListener, ListenError> {
+pub fn bind_push_socket(
+    path: &Path,
+    mode: u32,
+    gid: Option<u32>,
+) -> Result<(UnixListener, SocketFile), ListenError> {
     let err = |e| ListenError::Socket(path.to_path_buf(), e);
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
@@ -93,9 +141,17 @@ pub fn bind_push_socket(path: &Path, mode: u32) -> Result<UnixListener, ListenEr
     let result = (|| {
         let tmp = private.join("s");
         let listener = UnixListener::bind(&tmp)?;
+        if let Some(gid) = gid {
+            std::os::unix::fs::chown(&tmp, None, Some(gid))?;
+        }
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+        let meta = std::fs::symlink_metadata(&tmp)?;
         std::fs::rename(&tmp, path)?;
-        Ok(listener)
+        let file = SocketFile {
+            path: path.to_path_buf(),
+            dev_ino: (meta.dev(), meta.ino()),
+        };
+        Ok((listener, file))
     })();
     let _ = std::fs::remove_dir_all(&private);
     result.map_err(err)

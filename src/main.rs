@@ -1,11 +1,12 @@
-//! The binary: flags in, listeners bound, the event loop run; start-up
-//! failures become one clear line and a non-zero exit.
+//! The binary: flags in, listeners bound (or inherited from systemd), the
+//! event loop run until SIGTERM/SIGINT; start-up failures become one clear
+//! line and a non-zero exit.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use push_gateway::config::Args;
-use push_gateway::{event_loop, listen};
+use push_gateway::config::{Args, Config};
+use push_gateway::{event_loop, listen, systemd};
 
 fn main() -> ExitCode {
     let config = Args::parse().into_config();
@@ -20,25 +21,57 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: &push_gateway::config::Config) -> Result<(), Box<dyn std::error::Error>> {
-    let push = listen::bind_push_socket(&config.socket, config.socket_mode)?;
-    let scrape = listen::bind_scrape(config.listen)?;
+fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+    let (push, scrape, created) = match systemd::inherited()? {
+        Some(inherited) => {
+            let scrape = match inherited.scrape {
+                Some(l) => l,
+                None => listen::bind_scrape(config.listen)?,
+            };
+            (inherited.push, scrape, None)
+        }
+        None => {
+            let gid = config
+                .socket_group
+                .as_deref()
+                .map(listen::resolve_group)
+                .transpose()?;
+            let (push, file) = listen::bind_push_socket(&config.socket, config.socket_mode, gid)?;
+            let scrape = listen::bind_scrape(config.listen)?;
+            (push, scrape, Some(file))
+        }
+    };
     push.set_nonblocking(true)?;
     scrape.set_nonblocking(true)?;
+    let push_addr = push.local_addr()?;
+    let push_path = push_addr
+        .as_pathname()
+        .map_or_else(|| "(unnamed)".into(), |p| p.display().to_string());
+    let access = match (&created, &config.socket_group) {
+        (None, _) => "inherited from the service manager".to_string(),
+        (Some(_), None) => format!("mode {:04o}", config.socket_mode),
+        (Some(_), Some(g)) => format!("mode {:04o}, group {g}", config.socket_mode),
+    };
     log::info!(
-        "push-gateway {} listening: pushes on {} (mode {:04o}), scrapes on http://{}/metrics; cache {} bytes, ttl {:?}, max {} connections",
+        "push-gateway {} started: pushes on {push_path} ({access}), scrapes on http://{}/metrics; cache {} bytes, ttl {:?}, max {} connections, max body {} bytes, self-metrics {}",
         env!("CARGO_PKG_VERSION"),
-        config.socket.display(),
-        config.socket_mode,
-        config.listen,
+        scrape.local_addr()?,
         config.cache_bytes,
         config.ttl,
-        config.max_connections
+        config.max_connections,
+        config.max_body_bytes,
+        if config.self_metrics { "on" } else { "off" },
     );
-    event_loop::run(
+    systemd::notify("READY=1");
+    let result = event_loop::run(
         mio::net::UnixListener::from_std(push),
         mio::net::TcpListener::from_std(scrape),
         config,
-    )?;
+    );
+    systemd::notify("STOPPING=1");
+    if let Some(file) = created {
+        file.remove();
+    }
+    result?;
     Ok(())
 }

@@ -149,7 +149,7 @@ fn promtool_accepts_page() {
     );
 
     // A budget far above the ~2 KiB page, so nothing is evicted.
-    let gw = Gateway::start(&["--ttl", "60s", "--cache-bytes", "1MiB"]);
+    let gw = Gateway::start_full(&["--ttl", "60s", "--cache-bytes", "1MiB"]);
     let reply = gw.push(MIXED_PUSH);
     assert_eq!(reply, "", "gateway rejected valid input");
     let page = gw.scrape_until("all pushed families", |p| {
