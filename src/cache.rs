@@ -41,7 +41,14 @@ use std::fmt;
 use crate::exposition::MetricType;
 
 /// Header of every record, in bytes.
-pub const HEADER_BYTES: usize = 48;
+pub const HEADER_BYTES: usize = 56;
+
+/// Most distinct TTLs in use at once (`--ttl`, `Push-TTL`, `# TTL`). Each
+/// TTL keeps its own write-order list, so expiry stays exact and cheap.
+pub const TTL_CLASSES: usize = 8;
+
+/// Failed deliveries after which a drain-on-scrape series is dropped.
+pub const DRAIN_ATTEMPTS: u8 = 3;
 
 /// Bytes of the id table per record.
 pub const ID_BYTES: usize = 4;
@@ -63,6 +70,7 @@ const KIND_GROUP: u8 = 3;
 
 // Header field offsets.
 const F_KIND: usize = 0;
+/// Family: its metric type. Series or group: its TTL class.
 const F_TYPE: usize = 1;
 const F_KEY_LEN: usize = 2;
 const F_HASH: usize = 4;
@@ -83,6 +91,12 @@ const GROUP_EXTRA_BYTES: usize = 8;
 /// Series: its value. Dead record: its size.
 const F_VALUE: usize = 32;
 const F_DEADLINE: usize = 40;
+/// Series: the page that last included it while it is drain-on-scrape.
+const F_DRAIN_PAGE: usize = 48;
+/// Series: failed deliveries of that page.
+const F_DRAIN_TRIES: usize = 52;
+/// Series: bit 0, drain on scrape.
+const F_FLAGS: usize = 53;
 
 /// Why a write was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +106,8 @@ pub enum CacheError {
     /// The series exists and belongs to another pusher (a group, or the
     /// stream protocol).
     Owned,
+    /// Every TTL class is taken by other TTLs.
+    TooManyTtls,
 }
 
 impl fmt::Display for CacheError {
@@ -102,6 +118,9 @@ impl fmt::Display for CacheError {
             ),
             CacheError::Owned => f.write_str(
                 "this series is already pushed by another group or by a stream: give it other labels",
+            ),
+            CacheError::TooManyTtls => f.write_str(
+                "too many different TTLs in use at once (at most 8): push with a TTL already in use",
             ),
         }
     }
@@ -123,6 +142,40 @@ pub struct Family<'a> {
 pub struct CacheStats {
     pub evicted_ttl: u64,
     pub evicted_budget: u64,
+    /// Drain-on-scrape series removed after a complete delivery.
+    pub drained: u64,
+    /// Drain-on-scrape series dropped after failed deliveries.
+    pub drain_failed: u64,
+}
+
+/// How a write treats the series.
+#[derive(Debug, Clone, Copy)]
+pub struct Write {
+    /// The series (streamed) or group (pushed) lives this long.
+    pub ttl_ms: u64,
+    /// Removed once a scrape that included it is fully sent.
+    pub drain: bool,
+    /// Add the value to the stored one instead of replacing it.
+    pub add: bool,
+}
+
+impl Write {
+    pub fn replace(ttl_ms: u64) -> Write {
+        Write {
+            ttl_ms,
+            drain: false,
+            add: false,
+        }
+    }
+}
+
+/// One write-order list: the entries (streamed series and groups) of one
+/// TTL, least recently written first, so also soonest to expire first.
+#[derive(Debug, Clone, Copy)]
+struct Class {
+    ttl_ms: u64,
+    head: u32,
+    tail: u32,
 }
 
 /// What the renderer reads of one series.
@@ -161,10 +214,7 @@ pub struct Cache {
     id_count: u32,
     free_ids: u32,
     dead_bytes: usize,
-    /// Least recently written series.
-    lru_head: u32,
-    /// Most recently written series.
-    lru_tail: u32,
+    classes: [Class; TTL_CLASSES],
     series: usize,
     families: usize,
     groups: usize,
@@ -213,8 +263,11 @@ impl Cache {
             id_count: 0,
             free_ids: NIL,
             dead_bytes: 0,
-            lru_head: NIL,
-            lru_tail: NIL,
+            classes: [Class {
+                ttl_ms: 0,
+                head: NIL,
+                tail: NIL,
+            }; TTL_CLASSES],
             series: 0,
             families: 0,
             groups: 0,
@@ -367,30 +420,104 @@ impl Cache {
 
     // ---- write-order list -------------------------------------------------
 
+    fn class_of(&self, id: u32) -> usize {
+        usize::from(self.u8_at(self.off(id) + F_TYPE)) % TTL_CLASSES
+    }
+
+    /// The class of `ttl_ms`, taking a free one if no class has it.
+    fn class_for(&mut self, ttl_ms: u64) -> Result<u8, CacheError> {
+        if let Some(c) = self.classes.iter().position(|c| c.ttl_ms == ttl_ms) {
+            return Ok(c as u8);
+        }
+        let free = self
+            .classes
+            .iter()
+            .position(|c| c.head == NIL)
+            .ok_or(CacheError::TooManyTtls)?;
+        self.classes[free].ttl_ms = ttl_ms;
+        Ok(free as u8)
+    }
+
     fn lru_unlink(&mut self, id: u32) {
+        let c = self.class_of(id);
         let prev = self.field(id, F_PREV);
         let next = self.field(id, F_NEXT);
         if prev == NIL {
-            self.lru_head = next;
+            self.classes[c].head = next;
         } else {
             self.set_field(prev, F_NEXT, next);
         }
         if next == NIL {
-            self.lru_tail = prev;
+            self.classes[c].tail = prev;
         } else {
             self.set_field(next, F_PREV, prev);
         }
     }
 
-    fn lru_push_tail(&mut self, id: u32) {
-        self.set_field(id, F_PREV, self.lru_tail);
+    fn lru_push_tail(&mut self, id: u32, class: u8) {
+        let off = self.off(id);
+        self.mem[off + F_TYPE] = class;
+        let c = usize::from(class);
+        let tail = self.classes[c].tail;
+        self.set_field(id, F_PREV, tail);
         self.set_field(id, F_NEXT, NIL);
-        if self.lru_tail == NIL {
-            self.lru_head = id;
+        if tail == NIL {
+            self.classes[c].head = id;
         } else {
-            self.set_field(self.lru_tail, F_NEXT, id);
+            self.set_field(tail, F_NEXT, id);
         }
-        self.lru_tail = id;
+        self.classes[c].tail = id;
+    }
+
+    /// Moves an entry to the tail of `class` (it was just written).
+    fn lru_touch(&mut self, id: u32, class: u8) {
+        if usize::from(class) != self.class_of(id) || self.classes[usize::from(class)].tail != id {
+            self.lru_unlink(id);
+            self.lru_push_tail(id, class);
+        }
+    }
+
+    /// The entry to reclaim first, sparing the group being pushed: an
+    /// expired one if any (`true`), else the least recently written.
+    fn oldest_entry(&self, now: u64) -> Option<(u32, bool)> {
+        let mut best: Option<(u32, u64)> = None;
+        for c in &self.classes {
+            let head = c.head;
+            if head == NIL || head == self.pinned_group {
+                continue;
+            }
+            let deadline = self.deadline(head);
+            if deadline <= now {
+                return Some((head, true));
+            }
+            let written = deadline.saturating_sub(c.ttl_ms);
+            if best.is_none_or(|(_, w)| written < w) {
+                best = Some((head, written));
+            }
+        }
+        best.map(|(id, _)| (id, false))
+    }
+
+    /// Calls `f` on every series (streamed and pushed); `f` may remove the
+    /// series it is given, and nothing else.
+    fn for_each_series(&mut self, mut f: impl FnMut(&mut Self, u32)) {
+        for c in 0..TTL_CLASSES {
+            let mut entry = self.classes[c].head;
+            while entry != NIL {
+                let next_entry = self.field(entry, F_NEXT);
+                if self.u8_at(self.off(entry) + F_KIND) == KIND_GROUP {
+                    let mut id = self.field(entry, F_FIRST);
+                    while id != NIL {
+                        let next = self.field(id, F_NEXT);
+                        f(self, id);
+                        id = next;
+                    }
+                } else {
+                    f(self, entry);
+                }
+                entry = next_entry;
+            }
+        }
     }
 
     // ---- space ------------------------------------------------------------
@@ -408,15 +535,11 @@ impl Cache {
             if free >= need {
                 return Ok(());
             }
-            let head = self.lru_head;
-            if head != NIL && head != self.pinned_group && self.deadline(head) <= now {
-                self.stats.evicted_ttl += self.remove_entry(head);
-            } else if free + self.dead_bytes >= need {
-                self.compact();
-            } else if head != NIL && head != self.pinned_group {
-                self.stats.evicted_budget += self.remove_entry(head);
-            } else {
-                return Err(CacheError::TooLarge);
+            match self.oldest_entry(now) {
+                Some((id, true)) => self.stats.evicted_ttl += self.remove_entry(id),
+                _ if free + self.dead_bytes >= need => self.compact(),
+                Some((id, false)) => self.stats.evicted_budget += self.remove_entry(id),
+                None => return Err(CacheError::TooLarge),
             }
         }
     }
@@ -626,23 +749,11 @@ impl Cache {
     fn drop_family_series(&mut self, family: u32) {
         // Pin so the family record survives while its series go.
         self.set_field(family, F_FAMILY, self.field(family, F_FAMILY) + 1);
-        let mut entry = self.lru_head;
-        while entry != NIL {
-            let next_entry = self.field(entry, F_NEXT);
-            if self.u8_at(self.off(entry) + F_KIND) == KIND_GROUP {
-                let mut id = self.field(entry, F_FIRST);
-                while id != NIL {
-                    let next = self.field(id, F_NEXT);
-                    if self.field(id, F_FAMILY) == family {
-                        self.remove_series(id);
-                    }
-                    id = next;
-                }
-            } else if self.field(entry, F_FAMILY) == family {
-                self.remove_series(entry);
+        self.for_each_series(|c, id| {
+            if c.field(id, F_FAMILY) == family {
+                c.remove_series(id);
             }
-            entry = next_entry;
-        }
+        });
         self.unpin_family(family);
     }
 
@@ -662,15 +773,33 @@ impl Cache {
         now: u64,
         ttl_ms: u64,
     ) -> Result<(), CacheError> {
+        self.set_with(family, key, value, now, Write::replace(ttl_ms))
+    }
+
+    /// Writes a streamed series as `w` says (TTL, drain, add).
+    ///
+    /// # Errors
+    /// As [`Cache::set`], and [`CacheError::Owned`] when a pushed group
+    /// holds the series, [`CacheError::TooManyTtls`].
+    pub fn set_with(
+        &mut self,
+        family: &Family,
+        key: &[u8],
+        value: f64,
+        now: u64,
+        w: Write,
+    ) -> Result<(), CacheError> {
         if self
             .find(KIND_SERIES, key, hash(key))
             .is_some_and(|id| self.field(id, F_OWNER) != NIL)
         {
             return Err(CacheError::Owned);
         }
-        self.set_owned(NIL, family, key, value, now, ttl_ms)
+        let class = self.class_for(w.ttl_ms)?;
+        self.set_owned(NIL, family, key, value, now, w, class)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn set_owned(
         &mut self,
         owner: u32,
@@ -678,7 +807,8 @@ impl Cache {
         key: &[u8],
         value: f64,
         now: u64,
-        ttl_ms: u64,
+        w: Write,
+        class: u8,
     ) -> Result<(), CacheError> {
         let h = hash(key);
         let series_size = align8(HEADER_BYTES + key.len());
@@ -694,7 +824,7 @@ impl Cache {
         let fid = self.pin_family(family, now)?;
         if let Some(id) = self.find(KIND_SERIES, key, h) {
             if self.field(id, F_FAMILY) == fid {
-                self.write_value(id, value, now, ttl_ms);
+                self.write_value(id, value, now, w, class);
                 self.unpin_family(fid);
                 return Ok(());
             }
@@ -713,27 +843,33 @@ impl Cache {
         self.series += 1;
         self.layout += 1;
         if owner == NIL {
-            self.lru_push_tail(id);
+            self.lru_push_tail(id, class);
         } else {
             self.group_link(owner, id);
         }
-        self.write_value(id, value, now, ttl_ms);
+        self.write_value(id, value, now, w, class);
         Ok(())
     }
 
-    fn write_value(&mut self, id: u32, value: f64, now: u64, ttl_ms: u64) {
+    fn write_value(&mut self, id: u32, value: f64, now: u64, w: Write, class: u8) {
         let off = self.off(id);
+        let value = if w.add {
+            f64::from_bits(self.u64_at(off + F_VALUE)) + value
+        } else {
+            value
+        };
         self.set_u64(off + F_VALUE, value.to_bits());
+        // A new value has not been delivered yet.
+        self.set_u32(off + F_DRAIN_PAGE, 0);
+        self.mem[off + F_DRAIN_TRIES] = 0;
+        self.mem[off + F_FLAGS] = u8::from(w.drain);
         self.generation += 1;
         if self.u32_at(off + F_OWNER) != NIL {
             // A pushed series lives and dies with its group.
             return;
         }
-        self.set_u64(off + F_DEADLINE, now.saturating_add(ttl_ms));
-        if self.lru_tail != id {
-            self.lru_unlink(id);
-            self.lru_push_tail(id);
-        }
+        self.set_u64(off + F_DEADLINE, now.saturating_add(w.ttl_ms));
+        self.lru_touch(id, class);
     }
 
     /// The value of series `key`, if held and not expired at `now`.
@@ -746,42 +882,129 @@ impl Cache {
 
     /// Removes every series and group whose deadline is at or before `now`.
     pub fn expire(&mut self, now: u64) {
-        while self.lru_head != NIL && self.deadline(self.lru_head) <= now {
-            self.stats.evicted_ttl += self.remove_entry(self.lru_head);
+        for c in 0..TTL_CLASSES {
+            while self.classes[c].head != NIL && self.deadline(self.classes[c].head) <= now {
+                self.stats.evicted_ttl += self.remove_entry(self.classes[c].head);
+            }
         }
     }
 
     /// When the next series expires, if any: the event loop's poll timeout.
     pub fn next_deadline(&self) -> Option<u64> {
-        (self.lru_head != NIL).then(|| self.u64_at(self.off(self.lru_head) + F_DEADLINE))
+        self.classes
+            .iter()
+            .filter(|c| c.head != NIL)
+            .map(|c| self.deadline(c.head))
+            .min()
     }
 
     /// Appends the ids of all live series to `out`.
     pub fn series_ids(&self, out: &mut Vec<u32>) {
-        let mut id = self.lru_head;
-        while id != NIL {
-            if self.u8_at(self.off(id) + F_KIND) == KIND_GROUP {
-                let mut s = self.field(id, F_FIRST);
-                while s != NIL {
-                    out.push(s);
-                    s = self.field(s, F_NEXT);
+        for c in &self.classes {
+            let mut id = c.head;
+            while id != NIL {
+                if self.u8_at(self.off(id) + F_KIND) == KIND_GROUP {
+                    let mut s = self.field(id, F_FIRST);
+                    while s != NIL {
+                        out.push(s);
+                        s = self.field(s, F_NEXT);
+                    }
+                } else {
+                    out.push(id);
                 }
-            } else {
-                out.push(id);
+                id = self.field(id, F_NEXT);
             }
-            id = self.field(id, F_NEXT);
         }
     }
 
     /// Appends the ids of all pushed groups to `out`.
     pub fn group_ids(&self, out: &mut Vec<u32>) {
-        let mut id = self.lru_head;
-        while id != NIL {
-            if self.u8_at(self.off(id) + F_KIND) == KIND_GROUP {
-                out.push(id);
+        for c in &self.classes {
+            let mut id = c.head;
+            while id != NIL {
+                if self.u8_at(self.off(id) + F_KIND) == KIND_GROUP {
+                    out.push(id);
+                }
+                id = self.field(id, F_NEXT);
             }
-            id = self.field(id, F_NEXT);
         }
+    }
+
+    // ---- drain on scrape --------------------------------------------------
+
+    /// Notes that page `page` includes the drain-on-scrape series among
+    /// `ids`; whether there was any.
+    pub fn mark_scraped(&mut self, ids: &[u32], page: u32) -> bool {
+        let mut any = false;
+        for &id in ids {
+            let off = self.off(id);
+            if self.u8_at(off + F_FLAGS) & 1 != 0 {
+                self.set_u32(off + F_DRAIN_PAGE, page);
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// Page `page` reached its scraper whole: its drain-on-scrape series
+    /// (not rewritten since) are removed.
+    pub fn drain_delivered(&mut self, page: u32) {
+        self.for_each_series(|c, id| {
+            if c.u32_at(c.off(id) + F_DRAIN_PAGE) == page {
+                c.remove_series(id);
+                c.stats.drained += 1;
+            }
+        });
+    }
+
+    /// Page `page` was not fully sent: its series wait for another scrape,
+    /// up to [`DRAIN_ATTEMPTS`] failures.
+    pub fn drain_failed(&mut self, page: u32) {
+        self.for_each_series(|c, id| {
+            let off = c.off(id);
+            if c.u32_at(off + F_DRAIN_PAGE) == page {
+                c.set_u32(off + F_DRAIN_PAGE, 0);
+                let tries = c.u8_at(off + F_DRAIN_TRIES) + 1;
+                c.mem[off + F_DRAIN_TRIES] = tries;
+                if tries >= DRAIN_ATTEMPTS {
+                    c.remove_series(id);
+                    c.stats.drain_failed += 1;
+                }
+            }
+        });
+    }
+
+    // ---- deleting ---------------------------------------------------------
+
+    /// Removes the series of family `name` whose key `matches`; returns how
+    /// many.
+    pub fn delete_family(&mut self, name: &str, matches: impl Fn(&[u8]) -> bool) -> u64 {
+        let key = name.as_bytes();
+        let Some(fid) = self.find(KIND_FAMILY, key, hash(key)) else {
+            return 0;
+        };
+        let mut removed = 0;
+        // Pin, so that removing its last series cannot free the id under us.
+        self.set_field(fid, F_FAMILY, self.field(fid, F_FAMILY) + 1);
+        self.for_each_series(|c, id| {
+            if c.field(id, F_FAMILY) == fid && matches(c.key(id)) {
+                c.remove_series(id);
+                removed += 1;
+            }
+        });
+        self.unpin_family(fid);
+        removed
+    }
+
+    /// Removes everything; returns how many series.
+    pub fn wipe(&mut self) -> u64 {
+        let mut removed = 0;
+        for c in 0..TTL_CLASSES {
+            while self.classes[c].head != NIL {
+                removed += self.remove_entry(self.classes[c].head);
+            }
+        }
+        removed
     }
 
     pub fn group(&self, id: u32) -> GroupView<'_> {
@@ -856,7 +1079,8 @@ impl Cache {
     ///
     /// # Errors
     /// [`CacheError::TooLarge`] when even the empty group cannot fit.
-    pub fn group_open(&mut self, labels: &[u8], now: u64) -> Result<u32, CacheError> {
+    pub fn group_open(&mut self, labels: &[u8], now: u64, ttl_ms: u64) -> Result<u32, CacheError> {
+        let class = self.class_for(ttl_ms)?;
         let h = hash(labels);
         let id = match self.find(KIND_GROUP, labels, h) {
             Some(id) => id,
@@ -872,17 +1096,14 @@ impl Cache {
                 self.set_field(id, F_FIRST, NIL);
                 let off = self.off(id);
                 self.set_u64(off + F_DEADLINE, u64::MAX);
-                self.lru_push_tail(id);
+                self.lru_push_tail(id, class);
                 self.groups += 1;
                 self.layout += 1;
                 self.generation += 1;
                 id
             }
         };
-        if self.lru_tail != id {
-            self.lru_unlink(id);
-            self.lru_push_tail(id);
-        }
+        self.lru_touch(id, class);
         self.pinned_group = id;
         Ok(id)
     }
@@ -935,13 +1156,31 @@ impl Cache {
         value: f64,
         now: u64,
     ) -> Result<(), CacheError> {
+        self.group_set_with(group, family, key, value, now, Write::replace(0))
+    }
+
+    /// Like [`Cache::group_set`], adding or marking for drain as `w` says
+    /// (its TTL is the group's).
+    ///
+    /// # Errors
+    /// As [`Cache::group_set`].
+    pub fn group_set_with(
+        &mut self,
+        group: u32,
+        family: &Family,
+        key: &[u8],
+        value: f64,
+        now: u64,
+        w: Write,
+    ) -> Result<(), CacheError> {
         if self
             .find(KIND_SERIES, key, hash(key))
             .is_some_and(|id| self.field(id, F_OWNER) != group)
         {
             return Err(CacheError::Owned);
         }
-        self.set_owned(group, family, key, value, now, 0)
+        let class = self.u8_at(self.off(group) + F_TYPE);
+        self.set_owned(group, family, key, value, now, w, class)
     }
 
     /// Whether series `key` exists and belongs to someone other than the
@@ -959,6 +1198,9 @@ impl Cache {
     /// Ends a push: the group lives `ttl_ms` from `now`, pushed at
     /// `unix_now` (seconds).
     pub fn group_close(&mut self, group: u32, now: u64, ttl_ms: u64, unix_now: f64) {
+        if let Ok(class) = self.class_for(ttl_ms) {
+            self.lru_touch(group, class);
+        }
         let off = self.off(group);
         self.set_u64(off + F_VALUE, unix_now.to_bits());
         self.set_u64(off + F_DEADLINE, now.saturating_add(ttl_ms));

@@ -34,6 +34,10 @@ pub struct Config {
     pub self_metrics: bool,
     /// Group of the push socket file, by name or number.
     pub socket_group: Option<String>,
+    /// Longest TTL a push may ask for (`Push-TTL`, `# TTL`).
+    pub max_ttl: Duration,
+    /// Series are removed once a scrape that included them is sent.
+    pub drain_on_scrape: bool,
 }
 
 impl Config {
@@ -89,6 +93,15 @@ pub struct Args {
     #[arg(long, env = "PUSH_GATEWAY_SOCKET_GROUP")]
     pub socket_group: Option<String>,
 
+    /// Longest TTL a push may ask for with `Push-TTL` or `# TTL`
+    #[arg(long, env = "PUSH_GATEWAY_MAX_TTL", default_value = "24h", value_parser = parse_ttl)]
+    pub max_ttl: Duration,
+
+    /// Remove each series once a scrape that included it has been sent
+    /// whole (each sample reaches one scraper once)
+    #[arg(long, env = "PUSH_GATEWAY_DRAIN_ON_SCRAPE")]
+    pub drain_on_scrape: bool,
+
     /// Leave the gateway's own push_gateway_* metrics off /metrics
     #[arg(long, env = "PUSH_GATEWAY_NO_SELF_METRICS")]
     pub no_self_metrics: bool,
@@ -106,6 +119,8 @@ impl Args {
             max_body_bytes: self.max_body_bytes.unwrap_or(self.cache_bytes),
             self_metrics: !self.no_self_metrics,
             socket_group: self.socket_group,
+            max_ttl: self.max_ttl.max(self.ttl),
+            drain_on_scrape: self.drain_on_scrape,
         }
     }
 }

@@ -46,7 +46,10 @@ pub struct Ctx<'a> {
     pub now: u64,
     /// Seconds since the Unix epoch, for `push_time_seconds`.
     pub unix_now: f64,
-    pub ttl_ms: u64,
+    /// `--ttl`, `--max-ttl` and `--drain-on-scrape`.
+    pub stream: ingest::StreamOptions,
+    /// Identifies the next page that holds drain-on-scrape series.
+    pub next_page: &'a mut u32,
     /// `--max-body-bytes`.
     pub max_body: usize,
     pub push: &'a mut push::Scratch,
@@ -112,6 +115,10 @@ struct Outbox {
     bytes_sent: usize,
     page: Option<Rc<Vec<u8>>>,
     page_sent: usize,
+    /// The page being sent holds drain-on-scrape series under this id.
+    drain_page: u32,
+    /// A drain page that has just been sent whole.
+    delivered: u32,
 }
 
 impl Outbox {
@@ -128,6 +135,9 @@ impl Outbox {
                 .as_deref()
                 .map_or(&[][..], |p| &p[self.page_sent..]);
             if head.is_empty() && page.is_empty() {
+                if self.drain_page != 0 {
+                    self.delivered = std::mem::take(&mut self.drain_page);
+                }
                 self.bytes.clear();
                 self.bytes_sent = 0;
                 self.page = None;
@@ -259,6 +269,11 @@ impl Conn {
             self.writable = want;
         }
         Ok(())
+    }
+
+    /// The drain-on-scrape page this connection did not finish sending.
+    pub fn undelivered_page(&self) -> Option<u32> {
+        (self.out.drain_page != 0).then_some(self.out.drain_page)
     }
 
     /// Whether no response is waiting to be sent (so shutting down loses
@@ -424,6 +439,10 @@ impl Conn {
                 Ok(false) => return Step::Keep,
                 Err(_) => return Step::Close,
             }
+            let delivered = std::mem::take(&mut self.out.delivered);
+            if delivered != 0 {
+                ctx.cache.drain_delivered(delivered);
+            }
             let State::Http(h) = &mut self.state else {
                 return Step::Close;
             };
@@ -468,6 +487,10 @@ struct PendingPush {
     method: PushMethod,
     protobuf: bool,
     keep_alive: bool,
+    ttl_ms: u64,
+    drain: bool,
+    /// Where the query starts in `HttpState::path`.
+    query_at: usize,
     body: BodyRead,
 }
 
@@ -498,16 +521,37 @@ impl HttpState {
             let method = match req.method {
                 Method::Put => PushMethod::Put,
                 Method::Post => PushMethod::Post,
+                Method::Patch => PushMethod::Patch,
                 Method::Delete => PushMethod::Delete,
                 _ => {
-                    let msg = "method not allowed: push with PUT or POST, delete with DELETE";
-                    respond_text(out, req.method, 405, msg, false, Some("PUT, POST, DELETE"));
+                    let msg =
+                        "method not allowed: push with PUT, POST or PATCH, delete with DELETE\n";
+                    let allow = Some("PUT, POST, PATCH, DELETE");
+                    respond_text(out, req.method, 405, msg, false, allow);
                     self.close_after = true;
                     return Progress::Done;
                 }
             };
+            let ttl_ms = match req.push_ttl {
+                None => ctx.stream.ttl_ms,
+                Some(text) => match ingest::parse_ttl(text, ctx.stream.max_ttl_ms) {
+                    Some(ms) => ms,
+                    None => {
+                        ctx.stats.push_rejected("ttl");
+                        let msg = "invalid Push-TTL: use a duration with ms, s, m or h, at most --max-ttl";
+                        self.fail(out, 400, msg);
+                        return Progress::Done;
+                    }
+                },
+            };
+            let drain = match req.push_drain {
+                None => ctx.stream.drain,
+                Some(v) => v.eq_ignore_ascii_case("true") || v == "1",
+            };
             self.path.clear();
             self.path.push_str(req.path);
+            let query_at = self.path.len();
+            self.path.push_str(req.query);
             let body = match req.body {
                 BodyFraming::None => BodyRead::Length(0),
                 BodyFraming::Length(n) if n > ctx.max_body as u64 => {
@@ -526,6 +570,9 @@ impl HttpState {
                 method,
                 protobuf: req.protobuf,
                 keep_alive: req.keep_alive,
+                ttl_ms,
+                drain,
+                query_at,
                 body,
             });
             self.body.clear();
@@ -584,20 +631,20 @@ impl HttpState {
         let Some(p) = self.pending.take() else {
             return Progress::Done;
         };
-        let result = push::handle(
-            ctx.cache,
-            ctx.push,
-            p.method,
-            &self.path,
-            &self.body,
-            p.protobuf,
-            ctx.now,
-            ctx.ttl_ms,
-            ctx.unix_now,
-        );
+        let (path, query) = self.path.split_at(p.query_at);
+        let req = push::Request {
+            method: p.method,
+            path,
+            query,
+            protobuf: p.protobuf,
+            ttl_ms: p.ttl_ms,
+            drain: p.drain,
+        };
+        let result =
+            push::handle_request(ctx.cache, ctx.push, &req, &self.body, ctx.now, ctx.unix_now);
         match result {
             Ok(status) => {
-                if p.method == PushMethod::Delete {
+                if p.method == PushMethod::Delete || status == 202 {
                     ctx.stats.deletes += 1;
                 } else {
                     ctx.stats.pushes_accepted += 1;
@@ -610,7 +657,7 @@ impl HttpState {
                     log::warn!("push to {} rejected: {e}", self.path);
                 }
                 let msg = format!("{e}\n");
-                respond_text(out, Method::Put, e.status(), &msg, p.keep_alive, None);
+                respond_text(out, Method::Put, e.status(), &msg, p.keep_alive, e.allow());
             }
         }
         self.close_after = !p.keep_alive;
@@ -693,7 +740,7 @@ const READ_ONLY: &str =
 
 fn route(req: &Request, may_push: bool) -> (u16, Body, Option<&'static str>) {
     let read_only = matches!(req.method, Method::Get | Method::Head);
-    if !may_push && req.path.starts_with("/metrics/") {
+    if !may_push && (push::is_push_path(req.path) || req.path.starts_with("/metrics/")) {
         return (405, Body::Text(READ_ONLY), Some("GET, HEAD"));
     }
     let page = match req.path {
@@ -748,6 +795,11 @@ fn respond(
             );
             if !head_only {
                 out.page = Some(page);
+                let id = *ctx.next_page;
+                if ctx.cache.mark_scraped(ctx.renderer.order(), id) {
+                    out.drain_page = id;
+                    *ctx.next_page = id.checked_add(1).unwrap_or(1);
+                }
             }
         }
         Body::Text(text) => {
@@ -861,7 +913,14 @@ impl StreamState {
     }
 
     fn apply(&mut self, line: &[u8], out: &mut Outbox, ctx: &mut Ctx) {
-        match ingest::apply_line(ctx.cache, &mut self.ctx, line, ctx.now, ctx.ttl_ms, ctx.key) {
+        match ingest::apply_line_with(
+            ctx.cache,
+            &mut self.ctx,
+            line,
+            ctx.now,
+            &ctx.stream,
+            ctx.key,
+        ) {
             Ok(()) => ctx.stats.lines_accepted += 1,
             Err(e) => self.reject(e, out, ctx),
         }

@@ -50,7 +50,8 @@ struct Server {
     key: Vec<u8>,
     warn: WarnLimit,
     push: push::Scratch,
-    ttl_ms: u64,
+    stream: ingest::StreamOptions,
+    next_page: u32,
     max_body: usize,
     start: Instant,
     /// Accepting paused after an error (e.g. EMFILE) until this time.
@@ -86,7 +87,12 @@ pub fn run(mut push: UnixListener, mut scrape: TcpListener, config: &Config) -> 
         key: ingest::key_buffer(),
         warn: WarnLimit::default(),
         push: push::Scratch::default(),
-        ttl_ms: config.ttl.as_millis() as u64,
+        stream: ingest::StreamOptions {
+            ttl_ms: config.ttl.as_millis() as u64,
+            max_ttl_ms: config.max_ttl.as_millis() as u64,
+            drain: config.drain_on_scrape,
+        },
+        next_page: 1,
         max_body: config.max_body_bytes,
         start: Instant::now(),
         accept_paused_until: None,
@@ -284,7 +290,8 @@ impl Server {
             key: &mut self.key,
             now,
             unix_now: unix_now(),
-            ttl_ms: self.ttl_ms,
+            stream: self.stream,
+            next_page: &mut self.next_page,
             max_body: self.max_body,
             push: &mut self.push,
             stats: &mut self.stats,
@@ -311,6 +318,9 @@ impl Server {
     fn close_finished(&mut self, registry: &Registry) {
         for key in self.closing.drain(..) {
             if let Some(mut conn) = self.conns.remove(key) {
+                if let Some(page) = conn.undelivered_page() {
+                    self.cache.drain_failed(page);
+                }
                 conn.deregister(registry);
             }
         }

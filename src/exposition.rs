@@ -120,6 +120,9 @@ pub enum Line<'a> {
         name: &'a str,
         kind: MetricType,
     },
+    /// `# TTL 10m`: the gateway's own directive (a comment to any other
+    /// parser) setting the TTL of the stream's following lines.
+    Ttl(&'a str),
     Sample(Sample<'a>),
 }
 
@@ -302,6 +305,7 @@ fn parse_comment(i: &str) -> Result<Line<'_>, LineError> {
             let kind = MetricType::from_name(blanks(rest)).ok_or(LineError::UnknownType)?;
             Ok(Line::Type { name, kind })
         }
+        "TTL" => Ok(Line::Ttl(blanks(rest))),
         _ => Ok(Line::Ignored),
     }
 }

@@ -57,6 +57,10 @@ pub struct Request<'a> {
     pub expect_continue: bool,
     /// Whether `Content-Type` names the delimited protobuf format.
     pub protobuf: bool,
+    /// `Push-TTL`: the pushed group's (or counter's) TTL.
+    pub push_ttl: Option<&'a str>,
+    /// `Push-Drain`: whether the pushed series drain on scrape.
+    pub push_drain: Option<&'a str>,
     /// Bytes of the head, to advance the read buffer past it.
     pub head_len: usize,
 }
@@ -139,6 +143,8 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
     let mut chunked = false;
     let mut expect_continue = false;
     let mut protobuf = false;
+    let mut push_ttl = None;
+    let mut push_drain = None;
     for h in req.headers.iter() {
         let value = std::str::from_utf8(h.value).unwrap_or("").trim();
         if h.name.eq_ignore_ascii_case("connection") {
@@ -165,6 +171,10 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
                     "unsupported Transfer-Encoding: send the body plain or chunked",
                 ));
             }
+        } else if h.name.eq_ignore_ascii_case("push-ttl") {
+            push_ttl = Some(value);
+        } else if h.name.eq_ignore_ascii_case("push-drain") {
+            push_drain = Some(value);
         } else if h.name.eq_ignore_ascii_case("content-type") {
             protobuf = crate::protobuf::is_protobuf(value);
         } else if h.name.eq_ignore_ascii_case("expect") {
@@ -189,6 +199,8 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
         body,
         expect_continue,
         protobuf,
+        push_ttl,
+        push_drain,
         head_len,
     }))
 }

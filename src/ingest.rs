@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::cache::{Cache, CacheError, Family};
+use crate::cache::{Cache, CacheError, Family, Write};
 use crate::exposition::{self, Label, Line, LineError, MetricType, Sample};
 use crate::limits::{LINE_MAX_BYTES, MAX_LABELS};
 use crate::render::{PUSH_FAILURE_TIME, PUSH_TIME};
@@ -28,6 +28,8 @@ pub enum IngestError {
     /// is a histogram).
     TypeConflict,
     Reserved,
+    /// A `# TTL` line with an invalid or too long duration.
+    Ttl,
 }
 
 impl IngestError {
@@ -37,6 +39,7 @@ impl IngestError {
             IngestError::Line(e) => e.reason(),
             IngestError::Cache(CacheError::TooLarge) => "too_large",
             IngestError::Cache(CacheError::Owned) => "owned",
+            IngestError::Cache(CacheError::TooManyTtls) | IngestError::Ttl => "ttl",
             IngestError::TypeConflict => "type_conflict",
             IngestError::Reserved => "reserved",
         }
@@ -50,6 +53,9 @@ impl fmt::Display for IngestError {
             IngestError::Cache(e) => e.fmt(f),
             IngestError::TypeConflict => f.write_str(
                 "sample does not fit its family's TYPE (e.g. a bare histogram name): send _bucket, _sum and _count samples, or another name",
+            ),
+            IngestError::Ttl => f.write_str(
+                "invalid TTL: write `# TTL 10m` with ms, s, m or h, at most --max-ttl",
             ),
             IngestError::Reserved => f.write_str(
                 "push_time_seconds, push_failure_time_seconds and names starting with push_gateway_ are the gateway's own: choose another name",
@@ -75,6 +81,8 @@ impl From<CacheError> for IngestError {
 pub struct StreamContext {
     type_name: String,
     type_kind: Option<MetricType>,
+    /// Set by a `# TTL` line.
+    ttl_ms: Option<u64>,
     help_name: String,
     help_text: String,
 }
@@ -116,15 +124,61 @@ pub fn apply_line(
     ttl_ms: u64,
     key: &mut Vec<u8>,
 ) -> Result<(), IngestError> {
+    let opts = StreamOptions {
+        ttl_ms,
+        max_ttl_ms: ttl_ms,
+        drain: false,
+    };
+    apply_line_with(cache, ctx, line, now, &opts, key)
+}
+
+/// What a stream's lines get unless the stream says otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamOptions {
+    /// `--ttl`, until a `# TTL` line.
+    pub ttl_ms: u64,
+    /// The longest TTL a `# TTL` line may set (`--max-ttl`).
+    pub max_ttl_ms: u64,
+    /// `--drain-on-scrape`.
+    pub drain: bool,
+}
+
+/// Like [`apply_line`], with the stream's options.
+///
+/// # Errors
+/// What was wrong with the line; the cache is unchanged then.
+pub fn apply_line_with(
+    cache: &mut Cache,
+    ctx: &mut StreamContext,
+    line: &[u8],
+    now: u64,
+    opts: &StreamOptions,
+    key: &mut Vec<u8>,
+) -> Result<(), IngestError> {
     match ctx.observe(exposition::parse_line(line)?) {
         Line::Sample(sample) => {
             let family = resolve_family(cache, ctx, sample.name)?;
             write_key(&sample, &[], &[], key);
-            cache.set(&family, key, sample.value, now, ttl_ms)?;
+            let w = Write {
+                ttl_ms: ctx.ttl_ms.unwrap_or(opts.ttl_ms),
+                drain: opts.drain,
+                add: false,
+            };
+            cache.set_with(&family, key, sample.value, now, w)?;
+            Ok(())
+        }
+        Line::Ttl(text) => {
+            ctx.ttl_ms = Some(parse_ttl(text, opts.max_ttl_ms).ok_or(IngestError::Ttl)?);
             Ok(())
         }
         _ => Ok(()),
     }
+}
+
+/// A per-push TTL (`Push-TTL` header, `# TTL` line): 1 ms to `max_ms`.
+pub fn parse_ttl(text: &str, max_ms: u64) -> Option<u64> {
+    let ms = crate::config::parse_duration(text).ok()?.as_millis() as u64;
+    (1..=max_ms).contains(&ms).then_some(ms)
 }
 
 /// Whether `name` is one of the gateway's own metric names.
@@ -174,16 +228,26 @@ pub fn resolve_family<'a>(
 /// such as a push's grouping labels) replace the sample's labels of the
 /// same name; `defaults` apply where the sample has no such label.
 pub fn write_key(sample: &Sample, overrides: &[Label], defaults: &[Label], key: &mut Vec<u8>) {
+    write_key_parts(sample.name, sample.labels(), overrides, defaults, key);
+}
+
+/// [`write_key`] for a name and labels that did not come from a line.
+pub fn write_key_parts(
+    name: &str,
+    sample_labels: &[Label],
+    overrides: &[Label],
+    defaults: &[Label],
+    key: &mut Vec<u8>,
+) {
     let mut labels: [Label; MAX_LABELS * 2] = [("", ""); MAX_LABELS * 2];
     let mut n = 0;
     let has = |labels: &[Label], name: &str| labels.iter().any(|(n, _)| *n == name);
-    let own = sample
-        .labels()
+    let own = sample_labels
         .iter()
         .filter(|(name, _)| !has(overrides, name));
     let fallback = defaults
         .iter()
-        .filter(|(name, _)| !has(overrides, name) && !has(sample.labels(), name));
+        .filter(|(name, _)| !has(overrides, name) && !has(sample_labels, name));
     for &l in overrides.iter().chain(own).chain(fallback) {
         if n < labels.len() {
             labels[n] = l;
@@ -193,7 +257,7 @@ pub fn write_key(sample: &Sample, overrides: &[Label], defaults: &[Label], key: 
     let labels = &mut labels[..n];
     labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
     key.clear();
-    key.extend_from_slice(sample.name.as_bytes());
+    key.extend_from_slice(name.as_bytes());
     if labels.is_empty() {
         return;
     }
@@ -208,6 +272,42 @@ pub fn write_key(sample: &Sample, overrides: &[Label], defaults: &[Label], key: 
         key.push(b'"');
     }
     key.push(b'}');
+}
+
+/// Whether the canonical key `key` has every label of `matchers` (values
+/// escaped) with exactly that value.
+pub fn key_matches(key: &[u8], matchers: &[Label]) -> bool {
+    matchers.iter().all(|(name, value)| {
+        let mut pattern = [0u8; 256];
+        let needle_len = name.len() + value.len() + 3;
+        if needle_len > pattern.len() {
+            return false;
+        }
+        pattern[..name.len()].copy_from_slice(name.as_bytes());
+        pattern[name.len()..name.len() + 2].copy_from_slice(b"=\"");
+        pattern[name.len() + 2..needle_len - 1].copy_from_slice(value.as_bytes());
+        pattern[needle_len - 1] = b'"';
+        let needle = &pattern[..needle_len];
+        // A label starts after `{` or `,` outside any quoted value.
+        key.windows(needle_len).enumerate().any(|(i, w)| {
+            w == needle && i > 0 && matches!(key[i - 1], b'{' | b',') && !in_value(key, i)
+        })
+    })
+}
+
+/// Whether byte `at` of a canonical key lies inside a quoted label value.
+fn in_value(key: &[u8], at: usize) -> bool {
+    let mut inside = false;
+    let mut i = 0;
+    while i < at {
+        match key[i] {
+            b'\\' if inside => i += 1,
+            b'"' => inside = !inside,
+            _ => {}
+        }
+        i += 1;
+    }
+    inside
 }
 
 /// A key scratch buffer big enough for any line's key.
@@ -313,6 +413,41 @@ mod tests {
             ]
         );
         assert_eq!(cache.series_count(), 1);
+    }
+
+    #[test]
+    fn matchers() {
+        let key = br#"m{a="1",b="x,c=\"2\"",c="3"}"#;
+        assert!(key_matches(key, &[("a", "1"), ("c", "3")]));
+        assert!(key_matches(key, &[]));
+        assert!(!key_matches(key, &[("a", "2")]));
+        assert!(!key_matches(key, &[("c", "\\\"2\\\"")]));
+        assert!(key_matches(key, &[("b", "x,c=\\\"2\\\"")]));
+    }
+
+    #[test]
+    fn ttl_lines_set_the_ttl_of_what_follows() {
+        let mut cache = Cache::new(4096);
+        let mut ctx = StreamContext::default();
+        let opts = StreamOptions {
+            ttl_ms: 1000,
+            max_ttl_ms: 60_000,
+            drain: false,
+        };
+        let mut key = key_buffer();
+        for line in ["a 1", "# TTL 10s", "b 1", "# TTL 2h", "# TTL soon"] {
+            let r = apply_line_with(&mut cache, &mut ctx, line.as_bytes(), 0, &opts, &mut key);
+            assert_eq!(
+                r.is_ok(),
+                !line.contains("2h") && !line.contains("soon"),
+                "{line}"
+            );
+        }
+        cache.expire(1000);
+        assert_eq!(cache.get(b"a", 1000), None);
+        assert_eq!(cache.get(b"b", 9999), Some(1.0));
+        cache.expire(10_000);
+        assert_eq!(cache.series_count(), 0);
     }
 
     #[test]

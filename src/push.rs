@@ -1,5 +1,9 @@
 //! The Prometheus Pushgateway's push API, served on the push socket:
-//! `PUT`, `POST` and `DELETE` on `/metrics/job/<JOB>{/<LABEL>/<VALUE>}`.
+//! `PUT`, `POST` and `DELETE` on `/metrics/job/<JOB>{/<LABEL>/<VALUE>}`,
+//! plus what other small gateways offer: `PATCH` on the same path adds to
+//! counters, `PATCH /counter/<METRIC>?label=value` counts without a client
+//! library, `DELETE /metrics/name/<METRIC>?label=value` drops a family
+//! across groups, and `PUT /api/v1/admin/wipe` drops everything.
 //!
 //! * The grouping key comes from the path: percent-decoded, or URL-safe
 //!   base64 for a name suffixed `@base64`. Its labels are set on every
@@ -16,7 +20,8 @@
 
 use std::fmt;
 
-use crate::cache::{Cache, CacheError, HEADER_BYTES, ID_BYTES};
+use crate::cache::{Cache, CacheError, Family, HEADER_BYTES, ID_BYTES, Write};
+use crate::exposition::MetricType;
 use crate::exposition::{self, Label, Line};
 use crate::ingest::{self, IngestError, StreamContext};
 use crate::protobuf::{self, ProtoError};
@@ -39,33 +44,74 @@ pub struct Scratch {
     declared: Vec<u8>,
     key: Vec<u8>,
     ctx: StreamContext,
+    spans: [Span; MAX_GROUP_LABELS],
 }
 
-/// What the request asks of the group.
+/// What the request asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushMethod {
     Put,
     Post,
+    Patch,
     Delete,
+}
+
+/// One request to the push API, as the HTTP layer read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: PushMethod,
+    /// Still percent-encoded.
+    pub path: &'a str,
+    pub query: &'a str,
+    pub protobuf: bool,
+    /// The group's (or counter's) TTL: `Push-TTL`, else `--ttl`.
+    pub ttl_ms: u64,
+    /// Drain on scrape: `Push-Drain: true`, or `--drain-on-scrape`.
+    pub drain: bool,
 }
 
 /// Why a push was refused; the cache is unchanged then.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushError {
     Path(&'static str),
-    Line { line: u64, error: IngestError },
-    TypeConflict { line: u64 },
-    DuplicateType { line: u64 },
-    TypeAfterSamples { line: u64 },
+    Line {
+        line: u64,
+        error: IngestError,
+    },
+    TypeConflict {
+        line: u64,
+    },
+    DuplicateType {
+        line: u64,
+    },
+    TypeAfterSamples {
+        line: u64,
+    },
     Proto(ProtoError),
     TooLarge,
+    /// Another method is needed on this path; the `Allow` list.
+    Method(&'static str),
+    NotFound,
+    /// A counter increment that is not a non-negative number.
+    Increment,
+    Cache(CacheError),
 }
 
 impl PushError {
     pub fn status(&self) -> u16 {
         match self {
             PushError::TooLarge => 413,
+            PushError::Method(_) => 405,
+            PushError::NotFound => 404,
             _ => 400,
+        }
+    }
+
+    /// The `Allow` header of a 405.
+    pub fn allow(&self) -> Option<&'static str> {
+        match self {
+            PushError::Method(allow) => Some(allow),
+            _ => None,
         }
     }
 
@@ -79,6 +125,8 @@ impl PushError {
             | PushError::TypeAfterSamples { .. } => "type_conflict",
             PushError::Proto(_) => "protobuf",
             PushError::TooLarge => "too_large",
+            PushError::Method(_) | PushError::NotFound | PushError::Increment => "http",
+            PushError::Cache(e) => IngestError::Cache(*e).reason(),
         }
     }
 }
@@ -104,6 +152,14 @@ impl fmt::Display for PushError {
             PushError::TooLarge => f.write_str(
                 "push larger than the cache budget: push fewer or shorter series, or raise --cache-bytes",
             ),
+            PushError::Method(allow) => write!(f, "method not allowed: this path takes {allow}"),
+            PushError::NotFound => f.write_str(
+                "not found: push to /metrics/job/<JOB>{/<LABEL>/<VALUE>} or /counter/<METRIC>",
+            ),
+            PushError::Increment => f.write_str(
+                "invalid counter increment: send an empty body (adds 1) or a non-negative number",
+            ),
+            PushError::Cache(e) => e.fmt(f),
         }
     }
 }
@@ -121,9 +177,175 @@ struct Span {
     value: (usize, usize),
 }
 
-/// Whether `path` is a push path (`/metrics/job...`).
+/// Path of the whole-cache wipe.
+pub const WIPE_PATH: &str = "/api/v1/admin/wipe";
+
+/// Whether `path` belongs to the push API (served on the socket only).
 pub fn is_push_path(path: &str) -> bool {
-    path.starts_with("/metrics/job/") || path.starts_with("/metrics/job@base64/")
+    path.starts_with("/metrics/job/")
+        || path.starts_with("/metrics/job@base64/")
+        || path.starts_with("/metrics/name/")
+        || path.starts_with("/counter/")
+        || path == WIPE_PATH
+}
+
+/// Serves one request of the push API. `body` is the whole request body.
+///
+/// # Errors
+/// [`PushError`] saying what to fix; the cache is unchanged except for the
+/// group's `push_failure_time_seconds`.
+pub fn handle_request(
+    cache: &mut Cache,
+    s: &mut Scratch,
+    req: &Request,
+    body: &[u8],
+    now: u64,
+    unix_now: f64,
+) -> Result<u16, PushError> {
+    if req.path.starts_with("/metrics/job") {
+        return group_request(cache, s, req, body, now, unix_now);
+    }
+    if let Some(name) = req.path.strip_prefix("/metrics/name/") {
+        if req.method != PushMethod::Delete {
+            return Err(PushError::Method("DELETE"));
+        }
+        let name = decode_name(name, &mut s.key)?;
+        let n = parse_query(req.query, &mut s.path, &mut s.spans)?;
+        let matchers = labels_of(&s.path, &s.spans[..n]);
+        cache.delete_family(&name, |key| ingest::key_matches(key, &matchers));
+        return Ok(202);
+    }
+    if let Some(name) = req.path.strip_prefix("/counter/") {
+        if !matches!(req.method, PushMethod::Patch | PushMethod::Post) {
+            return Err(PushError::Method("PATCH, POST"));
+        }
+        return count(cache, s, req, name, body, now);
+    }
+    if req.path == WIPE_PATH {
+        if req.method != PushMethod::Put {
+            return Err(PushError::Method("PUT"));
+        }
+        let removed = cache.wipe();
+        log::info!("wiped the cache on request: {removed} series removed");
+        return Ok(202);
+    }
+    Err(PushError::NotFound)
+}
+
+/// `PATCH /counter/<METRIC>?label=value`: adds the body's number (1 if
+/// empty) to a streamed counter, creating it at that value.
+fn count(
+    cache: &mut Cache,
+    s: &mut Scratch,
+    req: &Request,
+    name: &str,
+    body: &[u8],
+    now: u64,
+) -> Result<u16, PushError> {
+    let name = decode_name(name, &mut s.key)?;
+    if ingest::is_reserved(&name) {
+        return Err(PushError::Line {
+            line: 1,
+            error: IngestError::Reserved,
+        });
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| PushError::Increment)?
+        .trim();
+    let delta = if text.is_empty() {
+        1.0
+    } else {
+        exposition::parse_value(text).map_err(|_| PushError::Increment)?
+    };
+    if !(delta >= 0.0 && delta.is_finite()) {
+        return Err(PushError::Increment);
+    }
+    if cache
+        .family_type(&name)
+        .is_some_and(|k| k != MetricType::Counter)
+    {
+        return Err(PushError::TypeConflict { line: 1 });
+    }
+    let n = parse_query(req.query, &mut s.path, &mut s.spans)?;
+    let mut labels = labels_of(&s.path, &s.spans[..n]);
+    labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    ingest::write_key_parts(&name, &labels, &[], &[], &mut s.key);
+    let family = Family {
+        name: &name,
+        kind: MetricType::Counter,
+        help: None,
+    };
+    let w = Write {
+        ttl_ms: req.ttl_ms,
+        drain: req.drain,
+        add: true,
+    };
+    cache
+        .set_with(&family, &s.key, delta, now, w)
+        .map_err(PushError::Cache)?;
+    Ok(200)
+}
+
+/// A percent-decoded metric name from a path segment.
+fn decode_name(segment: &str, buf: &mut Vec<u8>) -> Result<String, PushError> {
+    buf.clear();
+    percent_decode(segment, buf, false)?;
+    let name =
+        std::str::from_utf8(buf).map_err(|_| PushError::Path("the metric name is not UTF-8"))?;
+    if !exposition::is_metric_name(name) {
+        return Err(PushError::Path(
+            "invalid metric name in the path: use [a-zA-Z_:][a-zA-Z0-9_:]*",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// Decodes `a=1&b=2` into label spans in `buf` (values escaped).
+fn parse_query(
+    query: &str,
+    buf: &mut Vec<u8>,
+    spans: &mut [Span; MAX_GROUP_LABELS],
+) -> Result<usize, PushError> {
+    buf.clear();
+    let mut n = 0;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name_start = buf.len();
+        percent_decode(name, buf, true)?;
+        let name_end = buf.len();
+        let decoded = std::str::from_utf8(&buf[name_start..name_end]).unwrap_or("");
+        if !exposition::is_label_name(decoded) || decoded.starts_with("__") {
+            return Err(PushError::Path(
+                "invalid label name in the query: use [a-zA-Z_][a-zA-Z0-9_]*, not starting with __",
+            ));
+        }
+        if spans[..n]
+            .iter()
+            .any(|s| buf[s.name.0..s.name.1] == buf[name_start..name_end])
+        {
+            return Err(PushError::Path("a label appears twice in the query"));
+        }
+        if n == MAX_GROUP_LABELS {
+            return Err(PushError::Path(
+                "too many labels in the query: the limit is 16",
+            ));
+        }
+        let value_start = buf.len();
+        decode_value(value, false, true, buf)?;
+        spans[n] = Span {
+            name: (name_start, name_end),
+            value: (value_start, buf.len()),
+        };
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn labels_of<'a>(buf: &'a [u8], spans: &[Span]) -> Vec<Label<'a>> {
+    spans
+        .iter()
+        .map(|s| (span_str(buf, s.name), span_str(buf, s.value)))
+        .collect()
 }
 
 /// Serves one push request. `body` is the whole request body.
@@ -143,6 +365,27 @@ pub fn handle(
     ttl_ms: u64,
     unix_now: f64,
 ) -> Result<u16, PushError> {
+    let req = Request {
+        method,
+        path,
+        query: "",
+        protobuf: is_protobuf,
+        ttl_ms,
+        drain: false,
+    };
+    handle_request(cache, s, &req, body, now, unix_now)
+}
+
+/// PUT, POST, PATCH or DELETE on `/metrics/job/...`.
+fn group_request(
+    cache: &mut Cache,
+    s: &mut Scratch,
+    req: &Request,
+    body: &[u8],
+    now: u64,
+    unix_now: f64,
+) -> Result<u16, PushError> {
+    let (method, path, is_protobuf) = (req.method, req.path, req.protobuf);
     let mut spans = [Span::default(); MAX_GROUP_LABELS];
     let n = parse_path(path, &mut s.path, &mut spans)?;
     let path_buf = std::mem::take(&mut s.path);
@@ -170,7 +413,7 @@ pub fn handle(
             Vec::new()
         };
         let body_text = if is_protobuf { &text[..] } else { body };
-        let outcome = push(cache, s, method, labels, body_text, now, ttl_ms, unix_now);
+        let outcome = push(cache, s, req, labels, body_text, now, unix_now);
         if is_protobuf {
             s.text = text;
         }
@@ -263,7 +506,7 @@ fn parse_path(
             ));
         }
         let value_start = buf.len();
-        decode_value(value_seg, base64, buf)?;
+        decode_value(value_seg, base64, false, buf)?;
         let value_end = buf.len();
         if n == 0 && value_start == value_end {
             return Err(PushError::Path(
@@ -286,12 +529,17 @@ fn parse_path(
 
 /// Decodes a path segment (percent-encoding, or base64) and appends it to
 /// `out` escaped as a label value.
-fn decode_value(seg: &str, base64: bool, out: &mut Vec<u8>) -> Result<(), PushError> {
+fn decode_value(
+    seg: &str,
+    base64: bool,
+    plus_is_space: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), PushError> {
     let start = out.len();
     if base64 {
         decode_base64(seg, out)?;
     } else {
-        percent_decode(seg, out)?;
+        percent_decode(seg, out, plus_is_space)?;
     }
     let raw_end = out.len();
     let raw = std::str::from_utf8(&out[start..raw_end])
@@ -304,7 +552,8 @@ fn decode_value(seg: &str, base64: bool, out: &mut Vec<u8>) -> Result<(), PushEr
     Ok(())
 }
 
-fn percent_decode(seg: &str, out: &mut Vec<u8>) -> Result<(), PushError> {
+/// Percent-decoding; in a query string `+` also stands for a space.
+fn percent_decode(seg: &str, out: &mut Vec<u8>, plus_is_space: bool) -> Result<(), PushError> {
     let bytes = seg.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -317,7 +566,11 @@ fn percent_decode(seg: &str, out: &mut Vec<u8>) -> Result<(), PushError> {
             out.push(hex);
             i += 3;
         } else {
-            out.push(bytes[i]);
+            out.push(if plus_is_space && bytes[i] == b'+' {
+                b' '
+            } else {
+                bytes[i]
+            });
             i += 1;
         }
     }
@@ -357,13 +610,13 @@ fn decode_base64(seg: &str, out: &mut Vec<u8>) -> Result<(), PushError> {
 fn push(
     cache: &mut Cache,
     s: &mut Scratch,
-    method: PushMethod,
+    req: &Request,
     labels: &[Label],
     body: &[u8],
     now: u64,
-    ttl_ms: u64,
     unix_now: f64,
 ) -> Result<(), PushError> {
+    let method = req.method;
     let defaults: &[Label] = &[("instance", "")];
     // Pass 1: everything that could fail.
     s.ctx = StreamContext::default();
@@ -415,6 +668,7 @@ fn push(
         (Some(g), PushMethod::Post) => {
             cache.group_retained_bytes(g, |f| listed_bytes(&s.families, f))
         }
+        (Some(g), PushMethod::Patch) => cache.group_retained_bytes(g, |_| false),
         _ => 0,
     };
     let group_bytes = record_bytes(s.group.len() + 8);
@@ -424,9 +678,10 @@ fn push(
 
     // Pass 2: apply; nothing above failed, so this fits.
     let gid = cache
-        .group_open(&s.group, now)
+        .group_open(&s.group, now, req.ttl_ms)
         .map_err(|_| PushError::TooLarge)?;
     match method {
+        PushMethod::Patch => {}
         PushMethod::Put => {
             cache.group_clear(gid, None);
         }
@@ -448,12 +703,28 @@ fn push(
             continue;
         };
         ingest::write_key(&sample, labels, defaults, &mut s.key);
-        if let Err(e) = cache.group_set(gid, &family, &s.key, sample.value, now) {
+        let w = Write {
+            ttl_ms: req.ttl_ms,
+            drain: req.drain,
+            add: method == PushMethod::Patch && adds(family.kind, family.name, sample.name),
+        };
+        if let Err(e) = cache.group_set_with(gid, &family, &s.key, sample.value, now, w) {
             log::error!("push to checked group failed: {e}");
         }
     }
-    cache.group_close(gid, now, ttl_ms, unix_now);
+    cache.group_close(gid, now, req.ttl_ms, unix_now);
     Ok(())
+}
+
+/// Whether a PATCH adds this sample to the stored value (counters,
+/// untyped, histogram parts, summary sum and count) or replaces it (gauges,
+/// summary quantiles).
+fn adds(kind: MetricType, family: &str, sample: &str) -> bool {
+    match kind {
+        MetricType::Counter | MetricType::Untyped | MetricType::Histogram => true,
+        MetricType::Gauge => false,
+        MetricType::Summary => family != sample,
+    }
 }
 
 /// What a record of `key_len` bytes costs in the cache, id included.

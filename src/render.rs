@@ -39,6 +39,11 @@ impl Renderer {
         }
     }
 
+    /// The series of the last page, in page order.
+    pub fn order(&self) -> &[u32] {
+        &self.order
+    }
+
     /// Renders the page; `extra` appends more families (the gateway's own
     /// metrics) after the cache's.
     pub fn render(&mut self, cache: &Cache, extra: impl FnOnce(&mut Vec<u8>)) -> Rc<Vec<u8>> {

@@ -11,7 +11,7 @@ use crate::exposition::MetricType;
 use crate::render::{write_family_header, write_value};
 
 /// Reasons a streamed line or an HTTP push is rejected, as labels.
-pub const REASONS: [&str; 13] = [
+pub const REASONS: [&str; 14] = [
     "syntax",
     "too_long",
     "utf8",
@@ -25,6 +25,7 @@ pub const REASONS: [&str; 13] = [
     "path",
     "protobuf",
     "http",
+    "ttl",
 ];
 
 fn reason_index(reason: &str) -> usize {
@@ -130,7 +131,7 @@ pub fn write(out: &mut Vec<u8>, stats: &Stats, cache: &Cache) {
     write_family_header(
         out,
         b"push_gateway_evictions_total",
-        b"Series removed by the cache: ttl (expired) or budget (evicted to make room).",
+        b"Series removed by the cache: ttl (expired), budget (evicted to make room), drained (delivered by a scrape in drain-on-scrape mode), drain_failed (undelivered after 3 scrapes).",
         MetricType::Counter,
     );
     sample(
@@ -138,6 +139,18 @@ pub fn write(out: &mut Vec<u8>, stats: &Stats, cache: &Cache) {
         "push_gateway_evictions_total",
         Some(("reason", "budget")),
         c.evicted_budget as f64,
+    );
+    sample(
+        out,
+        "push_gateway_evictions_total",
+        Some(("reason", "drain_failed")),
+        c.drain_failed as f64,
+    );
+    sample(
+        out,
+        "push_gateway_evictions_total",
+        Some(("reason", "drained")),
+        c.drained as f64,
     );
     sample(
         out,
