@@ -76,6 +76,9 @@ pub enum HttpError {
     Framing(&'static str),
     /// A body over `--max-body-bytes`.
     BodyTooLarge,
+    /// A compressed body (`Content-Encoding`), which the gateway does not
+    /// decode.
+    Encoding,
 }
 
 impl HttpError {
@@ -83,6 +86,7 @@ impl HttpError {
         match self {
             HttpError::HeadTooLarge => 431,
             HttpError::BodyTooLarge => 413,
+            HttpError::Encoding => 415,
             HttpError::Malformed(_) | HttpError::Framing(_) => 400,
         }
     }
@@ -97,6 +101,9 @@ impl fmt::Display for HttpError {
             ),
             HttpError::BodyTooLarge => f.write_str(
                 "request body over the limit (--max-body-bytes, by default the cache budget): push less per request",
+            ),
+            HttpError::Encoding => f.write_str(
+                "compressed bodies (Content-Encoding) are not supported: push uncompressed (e.g. without compression='gzip')",
             ),
             HttpError::Malformed(what) | HttpError::Framing(what) => f.write_str(what),
         }
@@ -170,6 +177,10 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
                 return Err(HttpError::Framing(
                     "unsupported Transfer-Encoding: send the body plain or chunked",
                 ));
+            }
+        } else if h.name.eq_ignore_ascii_case("content-encoding") {
+            if !value.eq_ignore_ascii_case("identity") {
+                return Err(HttpError::Encoding);
             }
         } else if h.name.eq_ignore_ascii_case("push-ttl") {
             push_ttl = Some(value);
@@ -334,6 +345,7 @@ pub fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Content Too Large",
+        415 => "Unsupported Media Type",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",

@@ -357,6 +357,22 @@ fn every_error_status_says_what_to_do() {
         assert_eq!(code, want, "{args:?}: {text}");
         assert!(text.contains(says), "{want}: {text}");
     }
+    // A compressed body gets a clear refusal, not a parse error.
+    let (code, text) = curl(
+        &gw,
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Encoding: gzip",
+            "--data-binary",
+            "@-",
+            "http://localhost/metrics/job/gz",
+        ],
+        Some("\u{1f}\u{8b}compressed"),
+    );
+    assert_eq!(code, 415, "{text}");
+    assert!(text.contains("push uncompressed"), "{text}");
     // A type that disagrees with another group's.
     assert_eq!(
         put(&gw, "/metrics/job/a", "# TYPE typed counter\ntyped 1\n").0,
