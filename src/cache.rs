@@ -776,6 +776,30 @@ impl Cache {
         self.set_with(family, key, value, now, Write::replace(ttl_ms))
     }
 
+    /// Writes a new value to a streamed series the cache already holds;
+    /// `Ok(false)` when it holds no such series.
+    ///
+    /// # Errors
+    /// [`CacheError::Owned`] when a pushed group holds it,
+    /// [`CacheError::TooManyTtls`].
+    pub fn rewrite(
+        &mut self,
+        key: &[u8],
+        value: f64,
+        now: u64,
+        w: Write,
+    ) -> Result<bool, CacheError> {
+        let Some(id) = self.find(KIND_SERIES, key, hash(key)) else {
+            return Ok(false);
+        };
+        if self.field(id, F_OWNER) != NIL {
+            return Err(CacheError::Owned);
+        }
+        let class = self.class_for(w.ttl_ms)?;
+        self.write_value(id, value, now, w, class);
+        Ok(true)
+    }
+
     /// Writes a streamed series as `w` says (TTL, drain, add).
     ///
     /// # Errors
@@ -820,6 +844,20 @@ impl Cache {
             || series_size + 2 * family_size + 2 * ID_BYTES + fixed > self.capacity()
         {
             return Err(CacheError::TooLarge);
+        }
+        // Fast path: a rewrite of a series whose family is unchanged.
+        if let Some(id) = self.find(KIND_SERIES, key, h) {
+            let fam = self.field(id, F_FAMILY);
+            let fam_off = self.off(fam);
+            if self.key(fam) == family.name.as_bytes()
+                && self.u8_at(fam_off + F_TYPE) == family.kind.code()
+                && family
+                    .help
+                    .is_none_or(|help| help.as_bytes() == self.family_help(fam))
+            {
+                self.write_value(id, value, now, w, class);
+                return Ok(());
+            }
         }
         let fid = self.pin_family(family, now)?;
         if let Some(id) = self.find(KIND_SERIES, key, h) {

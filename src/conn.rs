@@ -854,7 +854,7 @@ impl StreamState {
     /// Applies every complete line of `data`, carrying a partial last line.
     fn feed(&mut self, data: &[u8], out: &mut Outbox, ctx: &mut Ctx) {
         let mut rest = data;
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(pos) = memchr::memchr(b'\n', rest) {
             let piece = &rest[..pos];
             rest = &rest[pos + 1..];
             self.line_no += 1;

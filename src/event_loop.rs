@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Registry, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook_mio::v1_0::Signals;
+pub use signal_hook_mio::v1_0::Signals;
 
 use crate::cache::Cache;
 use crate::config::Config;
@@ -70,12 +70,34 @@ struct Server {
 /// # Errors
 /// Only failures of the poll itself or of signal registration; a
 /// connection's errors close that connection.
-pub fn run(mut push: UnixListener, mut scrape: TcpListener, config: &Config) -> io::Result<()> {
+pub fn run(push: UnixListener, scrape: TcpListener, config: &Config) -> io::Result<()> {
+    run_with_signals(push, scrape, config, stop_signals()?)
+}
+
+/// The signals that stop the gateway. The binary takes them before it
+/// creates its sockets, so a signal sent as soon as the socket exists is
+/// never lost or fatal.
+///
+/// # Errors
+/// When the handlers cannot be installed.
+pub fn stop_signals() -> io::Result<Signals> {
+    Signals::new([SIGTERM, SIGINT])
+}
+
+/// [`run`] with signals taken earlier by [`stop_signals`].
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with_signals(
+    mut push: UnixListener,
+    mut scrape: TcpListener,
+    config: &Config,
+    mut signals: Signals,
+) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let registry = poll.registry();
     registry.register(&mut push, PUSH_LISTENER, Interest::READABLE)?;
     registry.register(&mut scrape, SCRAPE_LISTENER, Interest::READABLE)?;
-    let mut signals = Signals::new([SIGTERM, SIGINT])?;
     registry.register(&mut signals, SIGNALS, Interest::READABLE)?;
     let cache = Cache::new(config.cache_bytes);
     let mut server = Server {

@@ -13,10 +13,7 @@
 use std::fmt;
 
 use nom::IResult;
-use nom::Parser as _;
-use nom::bytes::complete::{take_while, take_while1};
-use nom::character::complete::satisfy;
-use nom::combinator::recognize;
+use nom::bytes::complete::take_while;
 
 use crate::limits::{LINE_MAX_BYTES, MAX_LABELS};
 
@@ -88,17 +85,48 @@ impl MetricType {
 pub type Label<'a> = (&'a str, &'a str);
 
 /// A sample line: `name{labels} value`.
+///
+/// Labels are kept as byte offsets into the line (8 bytes each, not two
+/// fat pointers), so a sample stays small to move around on the hot path.
 #[derive(Debug, Clone)]
 pub struct Sample<'a> {
+    line: &'a str,
     pub name: &'a str,
-    labels: [Label<'a>; MAX_LABELS],
+    /// `name{labels}` as written, when that is already the canonical key
+    /// (labels sorted by name, no blanks, no trailing comma).
+    canonical: Option<&'a str>,
+    /// name start, name end, value start, value end.
+    spans: [[u16; 4]; MAX_LABELS],
     label_count: usize,
     pub value: f64,
 }
 
 impl<'a> Sample<'a> {
-    pub fn labels(&self) -> &[Label<'a>] {
-        &self.labels[..self.label_count]
+    pub fn label_count(&self) -> usize {
+        self.label_count
+    }
+
+    /// Label `i`, `i < label_count()`.
+    pub fn label(&self, i: usize) -> Label<'a> {
+        let [ns, ne, vs, ve] = self.spans[i].map(usize::from);
+        (&self.line[ns..ne], &self.line[vs..ve])
+    }
+
+    pub fn labels(&self) -> impl ExactSizeIterator<Item = Label<'a>> + '_ {
+        (0..self.label_count).map(|i| self.label(i))
+    }
+
+    /// The series key exactly as written, when it is already canonical:
+    /// then the key needs no rebuilding.
+    pub fn canonical_key(&self) -> Option<&'a str> {
+        self.canonical
+    }
+
+    /// Label `i` as bytes: the hot path needs no `str` boundary checks.
+    pub fn label_bytes(&self, i: usize) -> (&'a [u8], &'a [u8]) {
+        let [ns, ne, vs, ve] = self.spans[i].map(usize::from);
+        let line = self.line.as_bytes();
+        (&line[ns..ne], &line[vs..ve])
     }
 }
 
@@ -209,32 +237,57 @@ fn is_blank(c: char) -> bool {
     c == ' ' || c == '\t'
 }
 
+fn is_blank_byte(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+// Names are ASCII, so they are scanned as bytes (no UTF-8 decoding); the
+// line was validated as UTF-8 once, and ASCII boundaries are char
+// boundaries, so slicing the `&str` at them is sound.
+
 fn blanks(i: &str) -> &str {
-    i.trim_start_matches(is_blank)
+    &i[span(i.as_bytes(), is_blank_byte)..]
 }
 
-fn is_name_start(c: char) -> bool {
-    c.is_ascii_alphabetic() || c == '_' || c == ':'
+/// Length of the run of bytes matching `pred` at the start of `b`.
+fn span(b: &[u8], pred: fn(u8) -> bool) -> usize {
+    take_while::<_, &[u8], ()>(pred)(b).map_or(0, |(_, run)| run.len())
 }
 
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == ':'
+fn is_name_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_' || c == b':'
 }
 
-fn is_label_start(c: char) -> bool {
-    c.is_ascii_alphabetic() || c == '_'
+fn is_name_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
 }
 
-fn is_label_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
+fn is_label_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_'
 }
 
-fn metric_name(i: &str) -> IResult<&str, &str> {
-    recognize((satisfy(is_name_start), take_while(is_name_char))).parse(i)
+fn is_label_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
 }
 
-fn label_name(i: &str) -> IResult<&str, &str> {
-    recognize((satisfy(is_label_start), take_while(is_label_char))).parse(i)
+/// A name made of a `start` byte and `rest` bytes; `(rest of i, name)`.
+fn name(i: &str, start: fn(u8) -> bool, rest: fn(u8) -> bool) -> IResult<&str, &str, ()> {
+    let b = i.as_bytes();
+    match b.first() {
+        Some(&c) if start(c) => {
+            let n = 1 + span(&b[1..], rest);
+            Ok((&i[n..], &i[..n]))
+        }
+        _ => Err(nom::Err::Error(())),
+    }
+}
+
+fn metric_name(i: &str) -> IResult<&str, &str, ()> {
+    name(i, is_name_start, is_name_char)
+}
+
+fn label_name(i: &str) -> IResult<&str, &str, ()> {
+    name(i, is_label_start, is_label_char)
 }
 
 /// A label value after its opening quote: returns what follows the closing
@@ -274,10 +327,15 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
         return Err(LineError::TooLong);
     }
     let line = std::str::from_utf8(line).map_err(|_| LineError::NotUtf8)?;
-    let line = line
-        .strip_suffix('\r')
-        .unwrap_or(line)
-        .trim_matches(is_blank);
+    let b = line.as_bytes();
+    let mut end = b.len();
+    if end > 0 && b[end - 1] == b'\r' {
+        end -= 1;
+    }
+    while end > 0 && is_blank_byte(b[end - 1]) {
+        end -= 1;
+    }
+    let line = blanks(&line[..end]);
     match line.as_bytes().first() {
         None => Ok(Line::Ignored),
         Some(b'#') => parse_comment(blanks(&line[1..])),
@@ -286,7 +344,8 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
 }
 
 fn parse_comment(i: &str) -> Result<Line<'_>, LineError> {
-    let (rest, keyword) = take_while1::<_, _, ()>(|c: char| !is_blank(c))(i).unwrap_or((i, ""));
+    let n = span(i.as_bytes(), |b| !is_blank_byte(b));
+    let (rest, keyword) = (&i[n..], &i[..n]);
     match keyword {
         "HELP" => {
             let (text, name) = metric_name(blanks(rest)).map_err(|_| LineError::HelpSyntax)?;
@@ -323,21 +382,30 @@ fn check_help_escapes(text: &str) -> Result<(), LineError> {
 fn parse_sample(line: &str) -> Result<Sample<'_>, LineError> {
     let (rest, name) = metric_name(line).map_err(|_| LineError::MetricName)?;
     let mut sample = Sample {
+        line,
         name,
-        labels: [("", ""); MAX_LABELS],
+        canonical: Some(name),
+        spans: [[0; 4]; MAX_LABELS],
         label_count: 0,
         value: 0.0,
     };
     let mut rest = blanks(rest);
     if let Some(after) = rest.strip_prefix('{') {
+        let compact_start = rest.len() == line.len() - name.len();
         rest = parse_labels(after, &mut sample)?;
+        let key_len = line.len() - rest.len();
+        sample.canonical = (compact_start && sample.canonical.is_some() && sample.label_count > 0)
+            .then(|| &line[..key_len]);
     } else if rest.len() == line.len() - name.len() && !rest.is_empty() {
         // No blank between name and value: the name had a bad character.
         return Err(LineError::MetricName);
     }
     let rest = blanks(rest);
-    let (rest, token) =
-        take_while1::<_, _, ()>(|c: char| !is_blank(c))(rest).map_err(|_| LineError::Value)?;
+    let n = span(rest.as_bytes(), |b| !is_blank_byte(b));
+    if n == 0 {
+        return Err(LineError::Value);
+    }
+    let (token, rest) = (&rest[..n], &rest[n..]);
     sample.value = parse_value(token)?;
     let rest = blanks(rest);
     if !rest.is_empty() {
@@ -354,9 +422,18 @@ fn parse_sample(line: &str) -> Result<Sample<'_>, LineError> {
 /// Parses `name="value",...}` after the opening brace; returns what follows
 /// the closing brace.
 fn parse_labels<'a>(mut i: &'a str, sample: &mut Sample<'a>) -> Result<&'a str, LineError> {
+    // Whether the text is already the canonical key: no blanks, no
+    // trailing comma, names in order.
+    let mut compact = true;
+    let mut after_comma = false;
     loop {
-        i = blanks(i);
+        let trimmed = blanks(i);
+        compact &= trimmed.len() == i.len();
+        i = trimmed;
         if let Some(rest) = i.strip_prefix('}') {
+            if !compact || after_comma {
+                sample.canonical = None;
+            }
             return Ok(rest);
         }
         let (rest, name) = label_name(i).map_err(|_| {
@@ -371,19 +448,30 @@ fn parse_labels<'a>(mut i: &'a str, sample: &mut Sample<'a>) -> Result<&'a str, 
             .map(blanks)
             .and_then(|r| r.strip_prefix('"'))
             .ok_or(LineError::LabelSyntax)?;
+        compact &= rest.len() + name.len() + 2 == i.len();
         let (rest, value) = label_value(rest)?;
-        if sample.labels().iter().any(|(n, _)| *n == name) {
+        if (0..sample.label_count).any(|j| sample.label_bytes(j).0 == name.as_bytes()) {
             return Err(LineError::DuplicateLabel);
+        }
+        if sample.label_count > 0 && sample.label_bytes(sample.label_count - 1).0 > name.as_bytes()
+        {
+            compact = false;
         }
         if sample.label_count == MAX_LABELS {
             return Err(LineError::TooManyLabels);
         }
-        sample.labels[sample.label_count] = (name, value);
+        let base = sample.line.as_ptr() as usize;
+        let offset = |part: &str| (part.as_ptr() as usize - base) as u16;
+        let (ns, vs) = (offset(name), offset(value));
+        sample.spans[sample.label_count] =
+            [ns, ns + name.len() as u16, vs, vs + value.len() as u16];
         sample.label_count += 1;
-        let rest = blanks(rest);
-        i = match rest.as_bytes().first() {
-            Some(b',') => &rest[1..],
-            Some(b'}') => rest,
+        let trimmed = blanks(rest);
+        compact &= trimmed.len() == rest.len();
+        after_comma = trimmed.starts_with(',');
+        i = match trimmed.as_bytes().first() {
+            Some(b',') => &trimmed[1..],
+            Some(b'}') => trimmed,
             _ => return Err(LineError::LabelSyntax),
         };
     }
@@ -416,7 +504,10 @@ mod tests {
     fn samples() {
         let s = sample("http_requests_total{method=\"post\",code=\"200\"} 1027");
         assert_eq!(s.name, "http_requests_total");
-        assert_eq!(s.labels(), &[("method", "post"), ("code", "200")]);
+        assert_eq!(
+            s.labels().collect::<Vec<_>>(),
+            [("method", "post"), ("code", "200")]
+        );
         assert_eq!(s.value, 1027.0);
 
         for (line, value) in [
@@ -443,16 +534,22 @@ mod tests {
     fn escaped_label_values_are_kept_as_written() {
         let s = sample(r#"x{path="C:\\dir",quote="say \"hi\"",nl="a\nb",u="ünï"} 1"#);
         assert_eq!(
-            s.labels(),
-            &[
+            s.labels().collect::<Vec<_>>(),
+            [
                 ("path", r"C:\\dir"),
                 ("quote", r#"say \"hi\""#),
                 ("nl", r"a\nb"),
                 ("u", "ünï")
             ]
         );
-        assert_eq!(sample(r#"x{a=""} 1"#).labels(), &[("a", "")]);
-        assert_eq!(sample(r#"x{a="},{"} 1"#).labels(), &[("a", "},{")]);
+        assert_eq!(
+            sample(r#"x{a=""} 1"#).labels().collect::<Vec<_>>(),
+            [("a", "")]
+        );
+        assert_eq!(
+            sample(r#"x{a="},{"} 1"#).labels().collect::<Vec<_>>(),
+            [("a", "},{")]
+        );
     }
 
     #[test]

@@ -107,6 +107,12 @@ impl StreamContext {
         line
     }
 
+    /// Whether the last TYPE or HELP line may concern a sample `name`.
+    fn speaks_of(&self, name: &str) -> bool {
+        (self.type_kind.is_some() && name.starts_with(self.type_name.as_str()))
+            || (!self.help_name.is_empty() && name.starts_with(self.help_name.as_str()))
+    }
+
     fn help_for(&self, family: &str) -> Option<&str> {
         (self.help_name == family).then_some(self.help_text.as_str())
     }
@@ -157,13 +163,18 @@ pub fn apply_line_with(
 ) -> Result<(), IngestError> {
     match ctx.observe(exposition::parse_line(line)?) {
         Line::Sample(sample) => {
-            let family = resolve_family(cache, ctx, sample.name)?;
             write_key(&sample, &[], &[], key);
             let w = Write {
                 ttl_ms: ctx.ttl_ms.unwrap_or(opts.ttl_ms),
                 drain: opts.drain,
                 add: false,
             };
+            // Most lines rewrite a series the cache holds: when the stream's
+            // HELP/TYPE say nothing new of it, its family stands.
+            if !ctx.speaks_of(sample.name) && cache.rewrite(key, sample.value, now, w)? {
+                return Ok(());
+            }
+            let family = resolve_family(cache, ctx, sample.name)?;
             cache.set_with(&family, key, sample.value, now, w)?;
             Ok(())
         }
@@ -228,7 +239,25 @@ pub fn resolve_family<'a>(
 /// such as a push's grouping labels) replace the sample's labels of the
 /// same name; `defaults` apply where the sample has no such label.
 pub fn write_key(sample: &Sample, overrides: &[Label], defaults: &[Label], key: &mut Vec<u8>) {
-    write_key_parts(sample.name, sample.labels(), overrides, defaults, key);
+    if overrides.is_empty()
+        && defaults.is_empty()
+        && let Some(canonical) = sample.canonical_key()
+    {
+        key.clear();
+        key.extend_from_slice(canonical.as_bytes());
+        return;
+    }
+    let mut own = [EMPTY; MAX_LABELS];
+    for (i, slot) in own.iter_mut().enumerate().take(sample.label_count()) {
+        *slot = sample.label_bytes(i);
+    }
+    write_key_from(
+        sample.name,
+        &own[..sample.label_count()],
+        overrides,
+        defaults,
+        key,
+    );
 }
 
 /// [`write_key`] for a name and labels that did not come from a line.
@@ -239,23 +268,57 @@ pub fn write_key_parts(
     defaults: &[Label],
     key: &mut Vec<u8>,
 ) {
-    let mut labels: [Label; MAX_LABELS * 2] = [("", ""); MAX_LABELS * 2];
+    let mut own = [EMPTY; MAX_LABELS * 2];
+    let n = sample_labels.len().min(own.len());
+    for (slot, (name, value)) in own.iter_mut().zip(sample_labels) {
+        *slot = (name.as_bytes(), value.as_bytes());
+    }
+    write_key_from(name, &own[..n], overrides, defaults, key);
+}
+
+/// A label as bytes: name and escaped value.
+type LabelBytes<'a> = (&'a [u8], &'a [u8]);
+
+const EMPTY: LabelBytes<'static> = (&[], &[]);
+
+fn write_key_from<'a>(
+    name: &str,
+    own: &[LabelBytes<'a>],
+    overrides: &[Label<'a>],
+    defaults: &[Label<'a>],
+    key: &mut Vec<u8>,
+) {
+    let overridden = |name: &[u8]| overrides.iter().any(|(n, _)| n.as_bytes() == name);
+    let mut labels = [EMPTY; MAX_LABELS * 2];
     let mut n = 0;
-    let has = |labels: &[Label], name: &str| labels.iter().any(|(n, _)| *n == name);
-    let own = sample_labels
+    fn bytes<'a>((name, value): &Label<'a>) -> LabelBytes<'a> {
+        (name.as_bytes(), value.as_bytes())
+    }
+    let chosen = overrides
         .iter()
-        .filter(|(name, _)| !has(overrides, name));
-    let fallback = defaults
-        .iter()
-        .filter(|(name, _)| !has(overrides, name) && !has(sample_labels, name));
-    for &l in overrides.iter().chain(own).chain(fallback) {
+        .map(bytes)
+        .chain(own.iter().copied().filter(|(name, _)| !overridden(name)))
+        .chain(
+            defaults
+                .iter()
+                .map(bytes)
+                .filter(|(name, _)| !overridden(name) && !own.iter().any(|(n, _)| n == name)),
+        );
+    for label in chosen {
         if n < labels.len() {
-            labels[n] = l;
+            labels[n] = label;
             n += 1;
         }
     }
     let labels = &mut labels[..n];
-    labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // Insertion sort: label lists are short and often already in order.
+    for i in 1..labels.len() {
+        let mut j = i;
+        while j > 0 && labels[j - 1].0 > labels[j].0 {
+            labels.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     key.clear();
     key.extend_from_slice(name.as_bytes());
     if labels.is_empty() {
@@ -266,9 +329,9 @@ pub fn write_key_parts(
         if i > 0 {
             key.push(b',');
         }
-        key.extend_from_slice(name.as_bytes());
+        key.extend_from_slice(name);
         key.extend_from_slice(b"=\"");
-        key.extend_from_slice(value.as_bytes());
+        key.extend_from_slice(value);
         key.push(b'"');
     }
     key.push(b'}');
@@ -413,6 +476,38 @@ mod tests {
             ]
         );
         assert_eq!(cache.series_count(), 1);
+    }
+
+    #[test]
+    fn a_key_written_as_is_equals_the_rebuilt_key() {
+        for line in [
+            "x{a=\"1\",b=\"2\"} 1",
+            "x{b=\"2\",a=\"1\"} 1",
+            "x{ a=\"1\"} 1",
+            "x{a=\"1\",} 1",
+            "x {a=\"1\"} 1",
+            "x{} 1",
+            "x 1",
+            "x{a=\"1\", b=\"2\"} 1",
+            "x{a = \"1\"} 1",
+            "x{a=\"1\" ,b=\"2\"} 1",
+            "x{aa=\"1\",a=\"2\"} 1",
+            "x{a=\"\\\"}\",b=\"\"} 1",
+        ] {
+            let Ok(Line::Sample(s)) = exposition::parse_line(line.as_bytes()) else {
+                panic!("{line}")
+            };
+            let mut fast = Vec::new();
+            write_key(&s, &[], &[], &mut fast);
+            let labels: Vec<Label> = s.labels().collect();
+            let mut slow = Vec::new();
+            write_key_parts(s.name, &labels, &[], &[], &mut slow);
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                String::from_utf8(slow).unwrap(),
+                "{line}"
+            );
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
 }
 
 fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+    let signals = event_loop::stop_signals()?;
     let (push, scrape, created) = match systemd::inherited()? {
         Some(inherited) => {
             let scrape = match inherited.scrape {
@@ -43,10 +44,15 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     };
     push.set_nonblocking(true)?;
     scrape.set_nonblocking(true)?;
-    let push_addr = push.local_addr()?;
-    let push_path = push_addr
-        .as_pathname()
-        .map_or_else(|| "(unnamed)".into(), |p| p.display().to_string());
+    // A socket the gateway created was bound under a private name and
+    // renamed into place: name the final path.
+    let push_path = match &created {
+        Some(_) => config.socket.display().to_string(),
+        None => push
+            .local_addr()?
+            .as_pathname()
+            .map_or_else(|| "(unnamed)".into(), |p| p.display().to_string()),
+    };
     let access = match (&created, &config.socket_group) {
         (None, _) => "inherited from the service manager".to_string(),
         (Some(_), None) => format!("mode {:04o}", config.socket_mode),
@@ -63,10 +69,11 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         if config.self_metrics { "on" } else { "off" },
     );
     systemd::notify("READY=1");
-    let result = event_loop::run(
+    let result = event_loop::run_with_signals(
         mio::net::UnixListener::from_std(push),
         mio::net::TcpListener::from_std(scrape),
         config,
+        signals,
     );
     systemd::notify("STOPPING=1");
     if let Some(file) = created {

@@ -254,3 +254,26 @@ fn self_metrics_move_as_things_happen() {
     assert!(metric(&page, "push_gateway_cache_bytes") <= 2048.0);
     assert!(metric(&page, "push_gateway_series") > 0.0);
 }
+
+/// Regression: a signal sent as soon as the socket appeared killed the
+/// process (default action) before its handlers were installed.
+#[test]
+fn regression_signal_right_after_the_socket_appears_exits_0() {
+    for _ in 0..20 {
+        let dir = TempDir::new("early-signal");
+        let socket = dir.path().join("push.sock");
+        let mut child = gateway_command()
+            .args(["--socket", socket.to_str().unwrap()])
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + WAIT;
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "socket never appeared");
+            std::thread::yield_now();
+        }
+        kill(&child, "TERM");
+        assert_eq!(wait_exit(&mut child, Duration::from_secs(2)), Some(0));
+    }
+}

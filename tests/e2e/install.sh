@@ -22,8 +22,11 @@ APT_PACKAGES=(
     netcat-openbsd                              # nc -U
     golang-go
     golang-github-prometheus-client-golang-dev
+    systemd                                     # systemd-analyze, systemd-sysusers, systemd-socket-activate
+    strace                                      # checks the unit's system call filter
+    python3                                     # socket activation test launcher
 )
-COMMANDS=(prometheus promtool prometheus-pushgateway socat curl nc go)
+COMMANDS=(prometheus promtool prometheus-pushgateway socat curl nc go systemd-analyze systemd-sysusers systemd-socket-activate strace python3)
 SERVICES=(prometheus prometheus-pushgateway)
 PY_MODULES=(prometheus_client)
 
