@@ -254,20 +254,42 @@ fn span(b: &[u8], pred: fn(u8) -> bool) -> usize {
     take_while::<_, &[u8], ()>(pred)(b).map_or(0, |(_, run)| run.len())
 }
 
+/// Byte classes of names, looked up in one table on the hot path.
+const START: u8 = 1;
+const CHAR: u8 = 2;
+const COLON: u8 = 4;
+
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() || c == b'_' {
+            t[b] = START | CHAR;
+        } else if c.is_ascii_digit() {
+            t[b] = CHAR;
+        } else if c == b':' {
+            t[b] = COLON;
+        }
+        b += 1;
+    }
+    t
+};
+
 fn is_name_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_' || c == b':'
+    CLASSES[usize::from(c)] & (START | COLON) != 0
 }
 
 fn is_name_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
+    CLASSES[usize::from(c)] & (CHAR | COLON) != 0
 }
 
 fn is_label_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_'
+    CLASSES[usize::from(c)] & START != 0
 }
 
 fn is_label_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_'
+    CLASSES[usize::from(c)] & CHAR != 0
 }
 
 /// A name made of a `start` byte and `rest` bytes; `(rest of i, name)`.

@@ -90,7 +90,13 @@ pub struct StreamContext {
 impl StreamContext {
     /// Remembers a HELP or TYPE line; passes every line on.
     pub fn observe<'a>(&mut self, line: Line<'a>) -> Line<'a> {
-        match &line {
+        self.note(&line);
+        line
+    }
+
+    /// Remembers a HELP or TYPE line (without moving the line).
+    pub fn note(&mut self, line: &Line) {
+        match line {
             Line::Help { name, text } => {
                 self.help_name.clear();
                 self.help_name.push_str(name);
@@ -104,7 +110,6 @@ impl StreamContext {
             }
             _ => {}
         }
-        line
     }
 
     /// Whether the last TYPE or HELP line may concern a sample `name`.
@@ -161,7 +166,9 @@ pub fn apply_line_with(
     opts: &StreamOptions,
     key: &mut Vec<u8>,
 ) -> Result<(), IngestError> {
-    match ctx.observe(exposition::parse_line(line)?) {
+    let parsed = exposition::parse_line(line)?;
+    ctx.note(&parsed);
+    match parsed {
         Line::Sample(sample) => {
             write_key(&sample, &[], &[], key);
             let w = Write {
