@@ -6,7 +6,7 @@ CARGO ?= cargo
 SOCKET ?= /tmp/push-gateway.sock
 LISTEN ?= 127.0.0.1:9091
 
-.PHONY: run test deps lint unit e2e build release clean
+.PHONY: run test deps lint unit e2e bench build release clean
 
 run:
 	$(CARGO) run --release -- --socket $(SOCKET) --listen $(LISTEN)
@@ -34,6 +34,11 @@ e2e: deps
 
 test: deps lint
 	$(CARGO) test
+
+# Push and scrape throughput, latency, CPU and peak RSS, side by side with
+# the Prometheus Pushgateway (started on a loopback port). A few minutes.
+bench:
+	bash examples/bench.sh
 
 clean:
 	$(CARGO) clean

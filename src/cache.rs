@@ -95,8 +95,10 @@ const F_DEADLINE: usize = 40;
 const F_DRAIN_PAGE: usize = 48;
 /// Series: failed deliveries of that page.
 const F_DRAIN_TRIES: usize = 52;
-/// Series: bit 0, drain on scrape.
+/// Series: bit 0, drain on scrape; bit 1, stale (replaced by the push under
+/// way unless written again).
 const F_FLAGS: usize = 53;
+const FLAG_STALE: u8 = 2;
 
 /// Why a write was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +222,9 @@ pub struct Cache {
     groups: usize,
     /// The group being pushed, which eviction must spare.
     pinned_group: u32,
+    /// Whether a drain-on-scrape series was ever written; spares scrapes
+    /// the walk when the mode is unused.
+    drain_written: bool,
     generation: u64,
     layout: u64,
     pub stats: CacheStats,
@@ -272,6 +277,7 @@ impl Cache {
             families: 0,
             groups: 0,
             pinned_group: NIL,
+            drain_written: false,
             generation: 0,
             layout: 0,
             stats: CacheStats::default(),
@@ -901,6 +907,7 @@ impl Cache {
         self.set_u32(off + F_DRAIN_PAGE, 0);
         self.mem[off + F_DRAIN_TRIES] = 0;
         self.mem[off + F_FLAGS] = u8::from(w.drain);
+        self.drain_written |= w.drain;
         self.generation += 1;
         if self.u32_at(off + F_OWNER) != NIL {
             // A pushed series lives and dies with its group.
@@ -973,6 +980,9 @@ impl Cache {
     /// Notes that page `page` includes the drain-on-scrape series among
     /// `ids`; whether there was any.
     pub fn mark_scraped(&mut self, ids: &[u32], page: u32) -> bool {
+        if !self.drain_written {
+            return false;
+        }
         let mut any = false;
         for &id in ids {
             let off = self.off(id);
@@ -1160,6 +1170,32 @@ impl Cache {
             id = next;
         }
         removed
+    }
+
+    /// Marks the group's series (of family `family` if given) as replaced
+    /// by the push under way: [`Cache::group_sweep`] removes those the push
+    /// does not write again.
+    pub fn group_mark_stale(&mut self, group: u32, family: Option<&[u8]>) {
+        let mut id = self.field(group, F_FIRST);
+        while id != NIL {
+            if family.is_none_or(|f| self.key(self.field(id, F_FAMILY)) == f) {
+                let off = self.off(id);
+                self.mem[off + F_FLAGS] |= FLAG_STALE;
+            }
+            id = self.field(id, F_NEXT);
+        }
+    }
+
+    /// Removes the group's series still marked stale.
+    pub fn group_sweep(&mut self, group: u32) {
+        let mut id = self.field(group, F_FIRST);
+        while id != NIL {
+            let next = self.field(id, F_NEXT);
+            if self.u8_at(self.off(id) + F_FLAGS) & FLAG_STALE != 0 {
+                self.remove_series(id);
+            }
+            id = next;
+        }
     }
 
     /// Bytes the group's series hold, except those of families for which

@@ -29,7 +29,7 @@ use crate::http::{self, BodyFraming, Chunked, Method, Request};
 use crate::ingest::{self, IngestError, StreamContext};
 use crate::limits::{
     IDLE_TIMEOUT, LINE_MAX_BYTES, LINGER, REPLY_MAX_BYTES, REQUEST_HEAD_MAX_BYTES, REQUEST_TIMEOUT,
-    WRITE_TIMEOUT,
+    TURN_STEPS, WRITE_TIMEOUT,
 };
 use crate::push::{self, PushMethod};
 use crate::render::Renderer;
@@ -63,6 +63,9 @@ pub struct Ctx<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     Keep,
+    /// More work is waiting (bytes already readable): resume this
+    /// connection after the others had their turn.
+    Yield,
     Close,
 }
 
@@ -406,7 +409,12 @@ impl Conn {
         let State::Stream(s) = &mut self.state else {
             return Step::Close;
         };
+        let mut reads = 0;
         let step = loop {
+            if reads == TURN_STEPS {
+                break Step::Yield;
+            }
+            reads += 1;
             match self.socket.read(chunk) {
                 Ok(0) => {
                     s.finish(&mut self.out, ctx);
@@ -422,7 +430,7 @@ impl Conn {
                 Err(_) => break Step::Close,
             }
         };
-        if step == Step::Keep && self.out.flush(&mut self.socket).is_err() {
+        if step != Step::Close && self.out.flush(&mut self.socket).is_err() {
             // The client stopped reading for good; its pushes still count,
             // and the next read will see its EOF or error.
             self.out = Outbox::default();
@@ -433,7 +441,7 @@ impl Conn {
     // ---- HTTP -------------------------------------------------------------
 
     fn http_ready(&mut self, ctx: &mut Ctx) -> Step {
-        loop {
+        for _ in 0..TURN_STEPS {
             match self.out.flush(&mut self.socket) {
                 Ok(true) => {}
                 Ok(false) => return Step::Keep,
@@ -473,6 +481,7 @@ impl Conn {
                 },
             }
         }
+        Step::Yield
     }
 }
 

@@ -46,6 +46,10 @@ struct Server {
     conns: Slab<Conn>,
     /// Connections to close after the current batch of events.
     closing: Vec<usize>,
+    /// Connections that stopped with work left, to resume next turn.
+    resume: Vec<usize>,
+    /// The list being resumed this turn.
+    resuming: Vec<usize>,
     chunk: Vec<u8>,
     key: Vec<u8>,
     warn: WarnLimit,
@@ -105,6 +109,8 @@ pub fn run_with_signals(
         cache,
         conns: Slab::with_capacity(config.max_connections),
         closing: Vec::with_capacity(config.max_connections),
+        resume: Vec::with_capacity(config.max_connections),
+        resuming: Vec::with_capacity(config.max_connections),
         chunk: vec![0; READ_CHUNK_BYTES],
         key: ingest::key_buffer(),
         warn: WarnLimit::default(),
@@ -126,9 +132,14 @@ pub fn run_with_signals(
     let mut events = Events::with_capacity(256);
     loop {
         let now = server.now();
-        let timeout = server
-            .next_wakeup()
-            .map(|t| Duration::from_millis(t.saturating_sub(now)));
+        let timeout = if server.resume.is_empty() {
+            server
+                .next_wakeup()
+                .map(|t| Duration::from_millis(t.saturating_sub(now)))
+        } else {
+            // Work is waiting: only look for new events.
+            Some(Duration::ZERO)
+        };
         if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
@@ -161,6 +172,7 @@ pub fn run_with_signals(
                 Token(key) => server.conn_ready(key, poll.registry(), now),
             }
         }
+        server.resume_yielded(poll.registry(), now);
         if server.shutdown_by.is_none() && server.accept_paused_until.is_some_and(|t| t <= now) {
             server.accept_paused_until = None;
             server.accept_pushers(&push, poll.registry(), now);
@@ -323,7 +335,20 @@ impl Server {
         let step = conn.ready(&mut ctx, &mut self.chunk);
         if step == Step::Close || conn.update_interest(registry, Token(key)).is_err() {
             self.closing.push(key);
+        } else if step == Step::Yield {
+            self.resume.push(key);
         }
+    }
+
+    /// Gives the connections that yielded last turn their next turn; those
+    /// that yield again wait for the turn after.
+    fn resume_yielded(&mut self, registry: &Registry, now: u64) {
+        std::mem::swap(&mut self.resume, &mut self.resuming);
+        for i in 0..self.resuming.len() {
+            let key = self.resuming[i];
+            self.conn_ready(key, registry, now);
+        }
+        self.resuming.clear();
     }
 
     fn time_out(&mut self, now: u64) {

@@ -502,6 +502,11 @@ fn parse_labels<'a>(mut i: &'a str, sample: &mut Sample<'a>) -> Result<&'a str, 
 /// Parses a sample value as Go's `strconv.ParseFloat` does for the format:
 /// decimal and exponent forms, `NaN`, `+Inf`, `-Inf` (any case).
 pub fn parse_value(token: &str) -> Result<f64, LineError> {
+    // Most values are small integers: no need for the float parser.
+    let b = token.as_bytes();
+    if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
+        return Ok(b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')) as f64);
+    }
     let plausible = token
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));

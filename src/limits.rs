@@ -62,6 +62,11 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// the gateway exits anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
+/// A connection gets at most this many reads or requests per turn of the
+/// event loop; then the others are served and it is resumed, so one fast
+/// pusher cannot starve a scrape.
+pub const TURN_STEPS: usize = 16;
+
 /// Warnings about bad input: at most this many per [`WARN_WINDOW`]; the rest
 /// are counted and summarised in one line, so a flood cannot fill the log.
 pub const WARN_BURST: u32 = 10;

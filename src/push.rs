@@ -675,17 +675,28 @@ fn push(
     if needed + kept + group_bytes > cache.push_room() {
         return Err(PushError::TooLarge);
     }
+    // Series pushed again are overwritten in place (the page's order stays
+    // valid and nothing moves), when the old ones fit beside the new;
+    // otherwise replaced series are removed first.
+    let all = group.map_or(0, |g| cache.group_retained_bytes(g, |_| false));
+    let in_place = needed + all + group_bytes <= cache.push_room();
 
     // Pass 2: apply; nothing above failed, so this fits.
     let gid = cache
         .group_open(&s.group, now, req.ttl_ms)
         .map_err(|_| PushError::TooLarge)?;
-    match method {
-        PushMethod::Patch => {}
-        PushMethod::Put => {
+    match (method, in_place) {
+        (PushMethod::Patch, _) => {}
+        (PushMethod::Put, true) => cache.group_mark_stale(gid, None),
+        (PushMethod::Put, false) => {
             cache.group_clear(gid, None);
         }
-        _ => {
+        (_, true) => {
+            for name in s.families.split(|&b| b == b'\n').filter(|n| !n.is_empty()) {
+                cache.group_mark_stale(gid, Some(name));
+            }
+        }
+        (_, false) => {
             for name in s.families.split(|&b| b == b'\n').filter(|n| !n.is_empty()) {
                 cache.group_clear(gid, Some(name));
             }
@@ -712,6 +723,8 @@ fn push(
             log::error!("push to checked group failed: {e}");
         }
     }
+    // What the push replaced but did not write again goes now.
+    cache.group_sweep(gid);
     cache.group_close(gid, now, req.ttl_ms, unix_now);
     Ok(())
 }
@@ -935,6 +948,21 @@ mod tests {
         .unwrap();
         let e = call(&mut c, PushMethod::Put, "/metrics/job/c", "s 2\n").unwrap_err();
         assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn pushing_the_same_series_again_overwrites_them_in_place() {
+        let mut c = Cache::new(16 * 1024);
+        let body = "a 1\nb{x=\"1\"} 2\nc 3\n";
+        call(&mut c, PushMethod::Put, "/metrics/job/j", body).unwrap();
+        let layout = c.layout();
+        let again = "a 7\nb{x=\"1\"} 7\nc 7\n";
+        call(&mut c, PushMethod::Put, "/metrics/job/j", again).unwrap();
+        assert_eq!(c.layout(), layout, "no series added or removed");
+        assert_eq!(c.get(b"a{instance=\"\",job=\"j\"}", 0), Some(7.0));
+        call(&mut c, PushMethod::Put, "/metrics/job/j", "a 8\n").unwrap();
+        assert_eq!(c.series_count(), 1, "what the PUT did not repeat is gone");
+        c.check_invariants();
     }
 
     #[test]

@@ -147,7 +147,7 @@ pub fn write_value(out: &mut Vec<u8>, v: f64) {
         out.extend_from_slice(b"NaN");
     } else if v.is_infinite() {
         out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
-    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+    } else if v.abs() < 1e15 && (v as i64) as f64 == v {
         write_int(out, v as i64);
     } else if (1e-4..1e15).contains(&v.abs()) {
         let _ = write!(out, "{v}");

@@ -257,3 +257,45 @@ fn sixteen_concurrent_pushers_with_scrapes_in_the_middle() {
         }
     }
 }
+
+/// Regression: a pusher writing faster than the gateway reads kept the one
+/// thread busy, and scrapes waited (or starved) until it paused.
+#[test]
+fn regression_a_flooding_pusher_does_not_starve_scrapes() {
+    let gw = Gateway::start(&["--cache-bytes", "1MiB"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..2)
+        .map(|p| {
+            let (socket, stop) = (gw.socket.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+                let batch: String = (0..1000)
+                    .map(|n| format!("flood{{p=\"{p}\",n=\"{n}\"}} {n}\n"))
+                    .collect();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if s.write_all(batch.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let (status, _, _) = http_request(
+            gw.addr,
+            "GET /-/healthy HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(status, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a scrape waited {:?} behind a flooding pusher",
+            started.elapsed()
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for f in flooders {
+        f.join().unwrap();
+    }
+}
