@@ -25,8 +25,12 @@
 #   BENCH_CONNS=4           connections for put10/put1000/scrape
 #   BENCH_STREAM_CONNS=4    connections for stream
 #   BENCH_STREAM_SERIES=1000
-#   BENCH_CACHE_BYTES=8MiB  push-gateway --cache-bytes (its RSS grows to about
-#                           this plus 3 MiB; the workloads need under 1 MiB)
+#   BENCH_CACHE_BYTES=1MiB  push-gateway --cache-bytes (the workloads need
+#                           under 1 MiB)
+#   BENCH_TARGET=x86_64-unknown-linux-musl
+#                           the gateway's build: the static musl binary, as
+#                           deployed (falls back to the host build when the
+#                           target is not installed: see cross/setup.sh)
 #   BENCH_RESULTS=FILE      also keep every run's key=value line in FILE
 #   PUSHGATEWAY=/usr/bin/prometheus-pushgateway
 #                           (apt-get install prometheus-pushgateway; if it
@@ -40,7 +44,8 @@ RUNS=${BENCH_RUNS:-3}
 CONNS=${BENCH_CONNS:-4}
 STREAM_CONNS=${BENCH_STREAM_CONNS:-4}
 STREAM_SERIES=${BENCH_STREAM_SERIES:-1000}
-CACHE_BYTES=${BENCH_CACHE_BYTES:-8MiB}
+CACHE_BYTES=${BENCH_CACHE_BYTES:-1MiB}
+BENCH_TARGET=${BENCH_TARGET:-x86_64-unknown-linux-musl}
 PUSHGATEWAY=${PUSHGATEWAY:-/usr/bin/prometheus-pushgateway}
 CARGO=${CARGO:-cargo}
 FILL_SERIES=100
@@ -57,6 +62,12 @@ say "building push-gateway and loadgen (release)..."
 target_dir=$("$CARGO" metadata --format-version 1 --no-deps |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 gateway_bin=$target_dir/release/push-gateway
+if rustup target list --installed 2>/dev/null | grep -qx "$BENCH_TARGET" &&
+    "$CARGO" build --release --quiet --bin push-gateway --target "$BENCH_TARGET"; then
+    gateway_bin=$target_dir/$BENCH_TARGET/release/push-gateway
+else
+    say "bench: $BENCH_TARGET not installed; measuring the host build"
+fi
 loadgen=$target_dir/release/examples/loadgen
 if [ ! -x "$gateway_bin" ] || [ ! -x "$loadgen" ]; then
     say "bench: built binaries not found under $target_dir/release"

@@ -45,6 +45,63 @@ pub struct Scratch {
     key: Vec<u8>,
     ctx: StreamContext,
     spans: [Span; MAX_GROUP_LABELS],
+    /// The checked samples of the push being applied.
+    entries: Vec<Entry>,
+    /// Their keys, one after another.
+    keys: Vec<u8>,
+    /// Their families, and the families' names and HELP texts.
+    fams: Vec<FamilyEntry>,
+    fam_text: Vec<u8>,
+}
+
+/// One checked sample, ready to apply.
+struct Entry {
+    key: (usize, usize),
+    value: f64,
+    family: usize,
+    add: bool,
+}
+
+/// A family as the push states it; its text lives in `Scratch::fam_text`.
+struct FamilyEntry {
+    name: (usize, usize),
+    help: Option<(usize, usize)>,
+    kind: MetricType,
+}
+
+impl FamilyEntry {
+    fn store(text: &mut Vec<u8>, f: &Family) -> FamilyEntry {
+        let mut put = |s: &str| {
+            let start = text.len();
+            text.extend_from_slice(s.as_bytes());
+            (start, text.len())
+        };
+        FamilyEntry {
+            name: put(f.name),
+            help: f.help.map(put),
+            kind: f.kind,
+        }
+    }
+
+    fn family<'a>(&self, text: &'a [u8]) -> Family<'a> {
+        let s = |(a, b): (usize, usize)| std::str::from_utf8(&text[a..b]).unwrap_or("");
+        Family {
+            name: s(self.name),
+            kind: self.kind,
+            help: self.help.map(s),
+        }
+    }
+
+    fn is(&self, text: &[u8], f: &Family) -> bool {
+        let same = |r: (usize, usize), s: &str| &text[r.0..r.1] == s.as_bytes();
+        self.kind == f.kind
+            && same(self.name, f.name)
+            && match (self.help, f.help) {
+                (None, None) => true,
+                (Some(r), Some(h)) => same(r, h),
+                _ => false,
+            }
+    }
 }
 
 /// What the request asks.
@@ -622,6 +679,10 @@ fn push(
     s.ctx = StreamContext::default();
     s.families.clear();
     s.declared.clear();
+    s.entries.clear();
+    s.keys.clear();
+    s.fams.clear();
+    s.fam_text.clear();
     let mut needed = 0;
     for (i, line) in body.split(|&b| b == b'\n').enumerate() {
         let line_no = i as u64 + 1;
@@ -650,18 +711,32 @@ fn push(
             continue;
         };
         let family = ingest::resolve_family(cache, &s.ctx, sample.name).map_err(fail)?;
+        let key_start = s.keys.len();
         ingest::write_key(&sample, labels, defaults, &mut s.key);
         if cache.owned_by_other(&s.key, &s.group) {
             return Err(fail(IngestError::Cache(CacheError::Owned)));
         }
+        s.keys.extend_from_slice(&s.key);
         needed += record_bytes(s.key.len());
-        if !listed(&s.families, family.name) {
-            if cache.family_type(family.name).is_none() {
-                needed += record_bytes(family.name.len() + family.help.map_or(0, str::len));
+        let new_family = s.fams.last().is_none_or(|f| !f.is(&s.fam_text, &family));
+        if new_family {
+            if !listed(&s.families, family.name) {
+                if cache.family_type(family.name).is_none() {
+                    needed += record_bytes(family.name.len() + family.help.map_or(0, str::len));
+                }
+                s.families.extend_from_slice(family.name.as_bytes());
+                s.families.push(b'\n');
             }
-            s.families.extend_from_slice(family.name.as_bytes());
-            s.families.push(b'\n');
+            let fam = FamilyEntry::store(&mut s.fam_text, &family);
+            s.fams.push(fam);
         }
+        // Pass 2 applies from here, without parsing the body again.
+        s.entries.push(Entry {
+            key: (key_start, s.keys.len()),
+            value: sample.value,
+            family: s.fams.len() - 1,
+            add: method == PushMethod::Patch && adds(family.kind, family.name, sample.name),
+        });
     }
     let group = cache.group_find(&s.group);
     let kept = match (group, method) {
@@ -702,25 +777,16 @@ fn push(
             }
         }
     }
-    s.ctx = StreamContext::default();
-    for line in body.split(|&b| b == b'\n') {
-        let Ok(parsed) = exposition::parse_line(line) else {
-            continue;
-        };
-        let Line::Sample(sample) = s.ctx.observe(parsed) else {
-            continue;
-        };
-        let Ok(family) = ingest::resolve_family(cache, &s.ctx, sample.name) else {
-            continue;
-        };
-        ingest::write_key(&sample, labels, defaults, &mut s.key);
+    for e in &s.entries {
+        let family = s.fams[e.family].family(&s.fam_text);
         let w = Write {
             ttl_ms: req.ttl_ms,
             drain: req.drain,
-            add: method == PushMethod::Patch && adds(family.kind, family.name, sample.name),
+            add: e.add,
         };
-        if let Err(e) = cache.group_set_with(gid, &family, &s.key, sample.value, now, w) {
-            log::error!("push to checked group failed: {e}");
+        let key = &s.keys[e.key.0..e.key.1];
+        if let Err(err) = cache.group_set_with(gid, &family, key, e.value, now, w) {
+            log::error!("push to checked group failed: {err}");
         }
     }
     // What the push replaced but did not write again goes now.
