@@ -351,10 +351,7 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
     let line = std::str::from_utf8(line).map_err(|_| LineError::NotUtf8)?;
     let b = line.as_bytes();
     let mut end = b.len();
-    if end > 0 && b[end - 1] == b'\r' {
-        end -= 1;
-    }
-    while end > 0 && is_blank_byte(b[end - 1]) {
+    while end > 0 && (is_blank_byte(b[end - 1]) || b[end - 1] == b'\r') {
         end -= 1;
     }
     let line = blanks(&line[..end]);

@@ -30,6 +30,9 @@ pub enum IngestError {
     Reserved,
     /// A `# TTL` line with an invalid or too long duration.
     Ttl,
+    /// A histogram bucket without a numeric `le`, or a summary quantile
+    /// without a numeric `quantile`.
+    Bound,
 }
 
 impl IngestError {
@@ -41,6 +44,7 @@ impl IngestError {
             IngestError::Cache(CacheError::Owned) => "owned",
             IngestError::Cache(CacheError::TooManyTtls) | IngestError::Ttl => "ttl",
             IngestError::TypeConflict => "type_conflict",
+            IngestError::Bound => "value",
             IngestError::Reserved => "reserved",
         }
     }
@@ -53,6 +57,9 @@ impl fmt::Display for IngestError {
             IngestError::Cache(e) => e.fmt(f),
             IngestError::TypeConflict => f.write_str(
                 "sample does not fit its family's TYPE (e.g. a bare histogram name): send _bucket, _sum and _count samples, or another name",
+            ),
+            IngestError::Bound => f.write_str(
+                "histogram buckets need a numeric le label and summary quantiles a numeric quantile label, e.g. le=\"0.5\" or le=\"+Inf\"",
             ),
             IngestError::Ttl => f.write_str(
                 "invalid TTL: write `# TTL 10m` with ms, s, m or h, at most --max-ttl",
@@ -110,6 +117,11 @@ impl StreamContext {
             }
             _ => {}
         }
+    }
+
+    /// Whether the last TYPE line declared family `name` of type `kind`.
+    pub fn declares(&self, name: &str, kind: MetricType) -> bool {
+        self.type_kind == Some(kind) && self.type_name == name
     }
 
     /// Whether the last TYPE or HELP line may concern a sample `name`.
@@ -182,6 +194,7 @@ pub fn apply_line_with(
                 return Ok(());
             }
             let family = resolve_family(cache, ctx, sample.name)?;
+            check_bounds(&family, &sample)?;
             cache.set_with(&family, key, sample.value, now, w)?;
             Ok(())
         }
@@ -206,6 +219,35 @@ pub fn is_reserved(name: &str) -> bool {
 
 /// Which family a sample named `name` belongs to.
 pub fn resolve_family<'a>(
+    cache: &Cache,
+    ctx: &'a StreamContext,
+    name: &'a str,
+) -> Result<Family<'a>, IngestError> {
+    let family = find_family(cache, ctx, name)?;
+    // `push_time_seconds_bucket` is no reserved name, but a histogram of
+    // that name would be a second `push_time_seconds` family on the page.
+    if is_reserved(family.name) {
+        return Err(IngestError::Reserved);
+    }
+    Ok(family)
+}
+
+/// Checks what a family's type asks of a sample's labels: a histogram
+/// bucket's `le` and a summary quantile's `quantile` are numbers, or
+/// Prometheus rejects the whole page.
+pub fn check_bounds(family: &Family, sample: &Sample) -> Result<(), IngestError> {
+    let bound = match family.kind {
+        MetricType::Histogram if sample.name.ends_with("_bucket") => "le",
+        MetricType::Summary if sample.name == family.name => "quantile",
+        _ => return Ok(()),
+    };
+    match sample.labels().find(|(n, _)| *n == bound) {
+        Some((_, v)) if exposition::parse_value(v).is_ok() => Ok(()),
+        _ => Err(IngestError::Bound),
+    }
+}
+
+fn find_family<'a>(
     cache: &Cache,
     ctx: &'a StreamContext,
     name: &'a str,

@@ -31,6 +31,8 @@ pub enum ProtoError {
     Utf8,
     TooManyLabels,
     TooLarge,
+    /// A metric or label name the text format cannot carry.
+    Name,
 }
 
 impl fmt::Display for ProtoError {
@@ -47,6 +49,9 @@ impl fmt::Display for ProtoError {
                 "invalid UTF-8 in a protobuf string: send names, labels and help as UTF-8"
             }
             ProtoError::TooManyLabels => "too many labels: the limit is 32 per sample",
+            ProtoError::Name => {
+                "invalid metric or label name in the protobuf body: use [a-zA-Z_:][a-zA-Z0-9_:]* and [a-zA-Z_][a-zA-Z0-9_]*"
+            }
             ProtoError::TooLarge => {
                 "protobuf body too large once decoded: push fewer series per request"
             }
@@ -167,7 +172,7 @@ pub fn to_text(body: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Proto
     while stream.pos < body.len() {
         let len = usize::try_from(stream.varint()?).map_err(|_| ProtoError::Truncated)?;
         let family = stream.take(len)?;
-        write_family(family, out)?;
+        write_family(family, out, limit)?;
         if out.len() > limit {
             return Err(ProtoError::TooLarge);
         }
@@ -175,7 +180,7 @@ pub fn to_text(body: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Proto
     Ok(())
 }
 
-fn write_family(msg: &[u8], out: &mut Vec<u8>) -> Result<(), ProtoError> {
+fn write_family(msg: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), ProtoError> {
     let (mut name, mut help, mut kind) = ("", "", UNTYPED);
     let mut r = Reader::new(msg);
     while let Some((field, v)) = r.field()? {
@@ -185,6 +190,9 @@ fn write_family(msg: &[u8], out: &mut Vec<u8>) -> Result<(), ProtoError> {
             3 => kind = v.u64(),
             _ => {}
         }
+    }
+    if !crate::exposition::is_metric_name(name) {
+        return Err(ProtoError::Name);
     }
     if !help.is_empty() {
         out.extend_from_slice(b"# HELP ");
@@ -214,7 +222,7 @@ fn write_family(msg: &[u8], out: &mut Vec<u8>) -> Result<(), ProtoError> {
     let mut r = Reader::new(msg);
     while let Some((field, v)) = r.field()? {
         if field == 4 {
-            write_metric(name, kind, bytes_of(v), out)?;
+            write_metric(name, kind, bytes_of(v), out, limit)?;
         }
     }
     Ok(())
@@ -228,7 +236,13 @@ struct Metric<'a> {
     timestamp_ms: Option<i64>,
 }
 
-fn write_metric(name: &str, kind: u64, msg: &[u8], out: &mut Vec<u8>) -> Result<(), ProtoError> {
+fn write_metric(
+    name: &str,
+    kind: u64,
+    msg: &[u8],
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), ProtoError> {
     let mut m = Metric {
         labels: [("", ""); MAX_LABELS],
         label_count: 0,
@@ -255,6 +269,9 @@ fn write_metric(name: &str, kind: u64, msg: &[u8], out: &mut Vec<u8>) -> Result<
                         _ => {}
                     }
                 }
+                if !crate::exposition::is_label_name(ln) {
+                    return Err(ProtoError::Name);
+                }
                 if m.label_count == MAX_LABELS {
                     return Err(ProtoError::TooManyLabels);
                 }
@@ -267,8 +284,8 @@ fn write_metric(name: &str, kind: u64, msg: &[u8], out: &mut Vec<u8>) -> Result<
         }
     }
     match kind {
-        SUMMARY => write_summary(name, &m, out),
-        HISTOGRAM | GAUGE_HISTOGRAM => write_histogram(name, &m, out),
+        SUMMARY => write_summary(name, &m, out, limit),
+        HISTOGRAM | GAUGE_HISTOGRAM => write_histogram(name, &m, out, limit),
         _ => {
             // Counter, Gauge and Untyped all keep their value in field 1.
             let mut value = 0.0;
@@ -278,13 +295,18 @@ fn write_metric(name: &str, kind: u64, msg: &[u8], out: &mut Vec<u8>) -> Result<
                     value = v.f64();
                 }
             }
-            write_sample(out, name, "", &m, None, value);
+            write_sample(out, name, "", &m, None, value, limit)?;
             Ok(())
         }
     }
 }
 
-fn write_summary(name: &str, m: &Metric, out: &mut Vec<u8>) -> Result<(), ProtoError> {
+fn write_summary(
+    name: &str,
+    m: &Metric,
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), ProtoError> {
     let (mut count, mut sum) = (0.0, 0.0);
     let mut r = Reader::new(m.value);
     while let Some((f, v)) = r.field()? {
@@ -301,17 +323,22 @@ fn write_summary(name: &str, m: &Metric, out: &mut Vec<u8>) -> Result<(), ProtoE
                         _ => {}
                     }
                 }
-                write_sample(out, name, "", m, Some(("quantile", q)), value);
+                write_sample(out, name, "", m, Some(("quantile", q)), value, limit)?;
             }
             _ => {}
         }
     }
-    write_sample(out, name, "_sum", m, None, sum);
-    write_sample(out, name, "_count", m, None, count);
+    write_sample(out, name, "_sum", m, None, sum, limit)?;
+    write_sample(out, name, "_count", m, None, count, limit)?;
     Ok(())
 }
 
-fn write_histogram(name: &str, m: &Metric, out: &mut Vec<u8>) -> Result<(), ProtoError> {
+fn write_histogram(
+    name: &str,
+    m: &Metric,
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), ProtoError> {
     let (mut count, mut sum, mut has_inf) = (0.0, 0.0, false);
     let mut r = Reader::new(m.value);
     while let Some((f, v)) = r.field()? {
@@ -331,20 +358,38 @@ fn write_histogram(name: &str, m: &Metric, out: &mut Vec<u8>) -> Result<(), Prot
                     }
                 }
                 has_inf |= bound == f64::INFINITY;
-                write_sample(out, name, "_bucket", m, Some(("le", bound)), cumulative);
+                write_sample(
+                    out,
+                    name,
+                    "_bucket",
+                    m,
+                    Some(("le", bound)),
+                    cumulative,
+                    limit,
+                )?;
             }
             _ => {}
         }
     }
     if !has_inf {
-        write_sample(out, name, "_bucket", m, Some(("le", f64::INFINITY)), count);
+        write_sample(
+            out,
+            name,
+            "_bucket",
+            m,
+            Some(("le", f64::INFINITY)),
+            count,
+            limit,
+        )?;
     }
-    write_sample(out, name, "_sum", m, None, sum);
-    write_sample(out, name, "_count", m, None, count);
+    write_sample(out, name, "_sum", m, None, sum, limit)?;
+    write_sample(out, name, "_count", m, None, count, limit)?;
     Ok(())
 }
 
 /// Writes `name+suffix{labels[,extra]} value[ timestamp]\n`.
+/// Stops as soon as the text passes `limit`: one family can repeat long
+/// labels on many lines.
 fn write_sample(
     out: &mut Vec<u8>,
     name: &str,
@@ -352,7 +397,11 @@ fn write_sample(
     m: &Metric,
     extra: Option<(&str, f64)>,
     value: f64,
-) {
+    limit: usize,
+) -> Result<(), ProtoError> {
+    if out.len() > limit {
+        return Err(ProtoError::TooLarge);
+    }
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(suffix.as_bytes());
     let labels = &m.labels[..m.label_count];
@@ -385,6 +434,7 @@ fn write_sample(
         out.extend_from_slice(ts.to_string().as_bytes());
     }
     out.push(b'\n');
+    Ok(())
 }
 
 /// Escapes a raw label value for the text format.

@@ -711,6 +711,11 @@ fn push(
             continue;
         };
         let family = ingest::resolve_family(cache, &s.ctx, sample.name).map_err(fail)?;
+        ingest::check_bounds(&family, &sample).map_err(fail)?;
+        // A family this body declared is only joined under its TYPE line.
+        if listed(&s.declared, family.name) && !s.ctx.declares(family.name, family.kind) {
+            return Err(PushError::TypeConflict { line: line_no });
+        }
         let key_start = s.keys.len();
         ingest::write_key(&sample, labels, defaults, &mut s.key);
         if cache.owned_by_other(&s.key, &s.group) {
