@@ -6,7 +6,9 @@ CARGO ?= cargo
 SOCKET ?= /tmp/push-gateway.sock
 LISTEN ?= 127.0.0.1:9091
 
-.PHONY: run test deps lint unit e2e bench build release clean
+.PHONY: run test deps lint unit e2e bench fuzz soak build release clean
+
+FUZZ_SECONDS ?= 60
 
 run:
 	$(CARGO) run --release -- --socket $(SOCKET) --listen $(LISTEN)
@@ -39,6 +41,16 @@ test: deps lint
 # the Prometheus Pushgateway (started on a loopback port). A few minutes.
 bench:
 	bash examples/bench.sh
+
+# Every fuzz target for FUZZ_SECONDS each (nightly and cargo-fuzz,
+# installed when missing). A crash is kept under tests/fuzz/artifacts/.
+fuzz:
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+# Ten minutes of mixed pushes, scrapes and connection churn against a
+# release build, printing RSS every 10 s; fails if it grows after warm-up.
+soak:
+	bash examples/soak.sh
 
 clean:
 	$(CARGO) clean

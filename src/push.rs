@@ -726,9 +726,15 @@ fn push(
         let new_family = s.fams.last().is_none_or(|f| !f.is(&s.fam_text, &family));
         if new_family {
             if !listed(&s.families, family.name) {
-                if cache.family_type(family.name).is_none() {
-                    needed += record_bytes(family.name.len() + family.help.map_or(0, str::len));
-                }
+                // Counted even when the family exists: making room may
+                // evict its last series and the family with it, and a new
+                // HELP text moves it (old and new side by side for a time).
+                let size = record_bytes(family.name.len() + family.help.map_or(0, str::len));
+                needed += if family.help.is_some() {
+                    2 * size
+                } else {
+                    size
+                };
                 s.families.extend_from_slice(family.name.as_bytes());
                 s.families.push(b'\n');
             }

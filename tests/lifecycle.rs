@@ -202,7 +202,7 @@ fn the_socket_group_is_set_at_creation() {
         })
         .expect("a daemon group in /etc/group");
     assert_eq!(meta.gid(), daemon_gid);
-    let out = Command::new(env!("CARGO_BIN_EXE_push-gateway"))
+    let out = gateway_command()
         .args(["--socket-group", "no-such-group-here", "--socket"])
         .arg(gw.dir.path().join("other.sock"))
         .args(["--listen", "127.0.0.1:0"])
