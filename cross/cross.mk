@@ -5,6 +5,9 @@
 #   make size         release binary size per target
 #   make cross-test   cargo test for aarch64, run under qemu-user
 #   make rss-aarch64  real VmHWM/VmRSS on an emulated aarch64 kernel
+#   make long-run     tests/long_run.rs in full, in release: heap and RSS
+#   make rss-native   its RSS part only, against the static x86_64 musl binary
+#   make speed        instructions per push, line and scrape (callgrind)
 
 CROSS_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 
@@ -25,7 +28,11 @@ CROSS_RUNNER_ENV = CARGO_TARGET_$(shell echo '$(CROSS_TARGET)' | tr 'a-z-' 'A-Z_
 
 cross_out = $(CROSS_TARGET_DIR)/$(if $(filter $(CROSS_HOST),$(1)),,$(1)/)release/$(CROSS_BIN)
 
-.PHONY: cross-setup cross size cross-test rss-aarch64
+# The binary whose RSS `make long-run` and `make rss-native` watch.
+NATIVE_TARGET ?= x86_64-unknown-linux-musl
+LONG_RUN_ENV = PUSH_GATEWAY_LONG_RUN_BIN=$(abspath $(call cross_out,$(NATIVE_TARGET)))
+
+.PHONY: cross-setup cross size cross-test rss-aarch64 long-run rss-native speed
 
 cross-setup:
 	@$(CROSS_DIR)/setup.sh
@@ -52,3 +59,18 @@ cross-test: cross-setup
 
 rss-aarch64: cross-setup
 	CARGO='$(CARGO)' $(CROSS_DIR)/rss-aarch64.sh
+
+# 1,000,000 stream lines, 100,000 HTTP pushes, 10,000 scrapes, 1,000
+# connect/disconnect cycles after a warm-up: the in-process heap must come
+# back exactly, the real binary's VmRSS within 64 KiB.
+long-run: cross-setup
+	$(CARGO) build --release --target $(NATIVE_TARGET) --bin $(CROSS_BIN)
+	$(LONG_RUN_ENV) $(CARGO) test --release --test long_run -- --include-ignored --test-threads=1 --nocapture
+
+rss-native: cross-setup
+	$(CARGO) build --release --target $(NATIVE_TARGET) --bin $(CROSS_BIN)
+	$(LONG_RUN_ENV) $(CARGO) test --release --test long_run -- --ignored --exact \
+		rss_is_the_same_after_warm_up_and_after_the_long_run --nocapture
+
+speed: cross-setup
+	CARGO='$(CARGO)' $(CROSS_DIR)/speed.sh

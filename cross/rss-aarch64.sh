@@ -4,8 +4,9 @@
 # -m 128M), under the `fill` workload.
 #
 # Prints `VmHWM: N kB` and `VmRSS: N kB` of the gateway process as read from
-# /proc/PID/status inside the guest, and exits non-zero if either is above
-# RSS_LIMIT_KB (default 2048) or if the workload failed.
+# /proc/PID/status inside the guest (medians over RSS_RUNS runs), and exits
+# non-zero if either is above RSS_LIMIT_KB (default 2048) in any run, if the
+# workload failed, or if it did not fill the cache's budget.
 #
 # Everything the VM needs (qemu-system-aarch64, an arm64 kernel >= 6.2,
 # busybox) is downloaded once as Debian packages, unpacked (never installed)
@@ -19,7 +20,10 @@
 #   FILL_BIN          workload binary (default: the aarch64 musl release `fill` example)
 #   GATEWAY_ARGS      default: --socket /tmp/pg.sock --listen 127.0.0.1:9091
 #   FILL_ARGS         default: --pushers 32 --series 16 --scrapes 100
-#   FILL_HTTP=1       also push over HTTP (odd-numbered pushers use PUT)
+#   FILL_HTTP=0       stream pushes only (default 1: odd-numbered pushers push
+#                     over HTTP, PUT /metrics/job/fill/instance/N, the others stream)
+#   RSS_RUNS          runs in one boot, each with a fresh gateway (default 5);
+#                     the figures printed are medians, the limit holds for every run
 #   RSS_LIMIT_KB      fail above this (default 2048); RSS_GOAL_KB (default 512)
 #   RSS_TIMEOUT       seconds before the VM is killed (default 240)
 #   QEMU_SYSTEM_AARCH64  use this qemu-system-aarch64 instead of the cached one
@@ -44,7 +48,9 @@ GATEWAY=${GATEWAY_BIN:-$TARGET_DIR/$TRIPLE/release/push-gateway}
 FILL=${FILL_BIN:-$TARGET_DIR/$TRIPLE/release/examples/fill}
 GATEWAY_ARGS=${GATEWAY_ARGS:---socket /tmp/pg.sock --listen 127.0.0.1:9091}
 FILL_ARGS=${FILL_ARGS:---pushers 32 --series 16 --scrapes 100}
-[ "${FILL_HTTP:-0}" = 1 ] && FILL_ARGS="$FILL_ARGS --http"
+[ "${FILL_HTTP:-1}" = 1 ] && FILL_ARGS="$FILL_ARGS --http"
+RUNS=${RSS_RUNS:-5}
+case $RUNS in '' | *[!0-9]* | 0) die "RSS_RUNS must be a positive number" ;; esac
 LIMIT_KB=${RSS_LIMIT_KB:-2048}
 GOAL_KB=${RSS_GOAL_KB:-512}
 TIMEOUT=${RSS_TIMEOUT:-240}
@@ -233,20 +239,30 @@ ip link set lo up
 say() { echo "@@pg \$*"; }
 status() { grep -E '^(VmHWM|VmRSS|RssAnon|RssFile|RssShmem)' /proc/\$1/status | tr -s ' \t' ' ' | while read -r l; do say "\$2\$l"; done; }
 say kernel \$(uname -r)
-/bin/push-gateway $GATEWAY_ARGS &
-PID=\$!
-i=0
-until [ -S $SOCK ] && grep -q ':$PORT_HEX 00000000:0000 0A' /proc/net/tcp; do
-    i=\$((i + 1))
-    if [ \$i -gt 300 ] || [ ! -d /proc/\$PID ]; then say error gateway not listening on $SOCK and $LISTEN; poweroff -f; fi
-    sleep 0.1
+run=1
+while [ \$run -le $RUNS ]; do
+    /bin/push-gateway $GATEWAY_ARGS &
+    PID=\$!
+    i=0
+    until [ -S $SOCK ] && grep -q ':$PORT_HEX 00000000:0000 0A' /proc/net/tcp; do
+        i=\$((i + 1))
+        if [ \$i -gt 300 ] || [ ! -d /proc/\$PID ]; then say error gateway not listening on $SOCK and $LISTEN; poweroff -f; fi
+        sleep 0.1
+    done
+    status \$PID "r\$run idle-"
+    /bin/fill --socket $SOCK --scrape $LISTEN $FILL_ARGS > /tmp/fill.out 2>&1
+    rc=\$?
+    while read -r l; do say "r\$run \$l"; done < /tmp/fill.out
+    say "r\$run fill-exit \$rc"
+    if [ -d /proc/\$PID ]; then status \$PID "r\$run "; else wait \$PID; say error gateway exited with \$?; fi
+    # Only after the figures are taken: how full the cache got (self-metrics).
+    wget -q -O /tmp/page http://$LISTEN/metrics &&
+        grep -E '^push_gateway_(cache_budget_bytes|cache_bytes|series) |^push_gateway_evictions_total[{]reason="budget"[}] ' /tmp/page |
+        sed 's/[{]reason="budget"[}]/_budget/' | while read -r l; do say "r\$run metric \$l"; done
+    kill \$PID
+    wait \$PID
+    run=\$((run + 1))
 done
-status \$PID idle-
-/bin/fill --socket $SOCK --scrape $LISTEN $FILL_ARGS > /tmp/fill.out 2>&1
-rc=\$?
-while read -r l; do say "\$l"; done < /tmp/fill.out
-say fill-exit \$rc
-if [ -d /proc/\$PID ]; then status \$PID; else wait \$PID; say error gateway exited with \$?; fi
 say done
 poweroff -f
 EOF
@@ -273,33 +289,63 @@ secs=$(($(date +%s) - start))
 
 results=$(tr -d '\r' <"$LOG" | sed -n 's/^@@pg //p')
 value() { printf '%s\n' "$results" | sed -n "s/^$1: *\([0-9]*\) kB$/\1/p" | tail -n1; }
-HWM=$(value VmHWM)
-RSS=$(value VmRSS)
-if [ -z "$HWM" ] || [ -z "$RSS" ] || ! printf '%s\n' "$results" | grep -q '^done$'; then
+metric() { printf '%s\n' "$results" | sed -n "s/^r$1 metric push_gateway_$2 \([0-9.e+]*\)$/\1/p" | tail -n1; }
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+if ! printf '%s\n' "$results" | grep -q '^done$'; then
     say "error: no figures from the guest (qemu exit $qrc); last console lines of $LOG:"
     tr -d '\r' <"$LOG" | tail -n 25 >&2
     exit 1
 fi
 
-printf '%s\n' "$results" | grep '^fill: ' || true
-printf '%s\n' "$results" | grep '^error' | sed 's/^/rss-aarch64: /' >&2 || true
+fail=0
+hwms='' rsss='' idles=''
+if printf '%s\n' "$results" | grep -q '^error'; then
+    printf '%s\n' "$results" | grep '^error' | sed 's/^/rss-aarch64: /' >&2
+    fail=1
+fi
+for r in $(seq 1 "$RUNS"); do
+    hwm=$(value "r$r VmHWM")
+    rss=$(value "r$r VmRSS")
+    if [ -z "$hwm" ] || [ -z "$rss" ]; then
+        say "error: run $r: no VmHWM/VmRSS from the guest"
+        fail=1
+        continue
+    fi
+    hwms="$hwms $hwm" rsss="$rsss $rss" idles="$idles $(value "r$r idle-VmRSS")"
+    printf '%s\n' "$results" | sed -n "s/^r$r fill: /fill: /p"
+    fill_rc=$(printf '%s\n' "$results" | sed -n "s/^r$r fill-exit //p")
+    [ "$fill_rc" = 0 ] || { say "error: run $r: the workload failed (exit $fill_rc)"; fail=1; }
+    # The initramfs is a tmpfs, so the binary's own pages show as RssShmem here.
+    line="run $r: VmHWM $hwm kB, VmRSS $rss kB (idle VmRSS $(value "r$r idle-VmRSS") kB,"
+    line="$line RssAnon $(value "r$r RssAnon") kB, RssFile+RssShmem $(($(value "r$r RssFile") + $(value "r$r RssShmem"))) kB)"
+    used=$(metric "$r" cache_bytes)
+    budget=$(metric "$r" cache_budget_bytes)
+    evicted=$(metric "$r" evictions_total_budget)
+    if [ -n "$used" ] && [ -n "$budget" ] && [ -n "$evicted" ]; then
+        line="$line; cache $used of $budget B, $(metric "$r" series) series, $evicted evicted for room"
+        # Evictions for room show that the pushes filled the whole budget.
+        [ "${evicted%%.*}" -gt 0 ] || { say "error: run $r: the workload did not fill the cache's budget"; fail=1; }
+    else
+        line="$line; cache use unknown (no self-metrics on /metrics)"
+    fi
+    echo "$line"
+    for v in "VmHWM:$hwm" "VmRSS:$rss"; do
+        if [ "${v#*:}" -gt "$LIMIT_KB" ]; then
+            say "error: run $r: ${v%%:*} ${v#*:} kB is above the limit of $LIMIT_KB kB"
+            fail=1
+        fi
+    done
+done
+[ -n "$hwms" ] || exit 1
+HWM=$(echo "$hwms" | median)
+RSS=$(echo "$rsss" | median)
 echo "guest: Linux $KVER, qemu-system-aarch64 -M virt -cpu cortex-a53 -m 128M, ${secs}s"
-echo "gateway: $(stat -c %s "$GATEWAY") bytes, idle VmRSS $(value idle-VmRSS) kB"
-# The initramfs is a tmpfs, so the binary's own pages show as RssShmem here.
-echo "after workload: RssAnon $(value RssAnon) kB, RssFile+RssShmem $(($(value RssFile) + $(value RssShmem))) kB"
+echo "gateway: $(stat -c %s "$GATEWAY") bytes, idle VmRSS $(echo "$idles" | median) kB"
+echo "workload: fill $FILL_ARGS"
+if [ "$RUNS" -gt 1 ]; then echo "medians of $RUNS runs (VmHWM$hwms kB; VmRSS$rsss kB):"; fi
 echo "VmHWM: $HWM kB"
 echo "VmRSS: $RSS kB"
 
-fail=0
-fill_rc=$(printf '%s\n' "$results" | sed -n 's/^fill-exit //p')
-[ "$fill_rc" = 0 ] || { say "error: the workload failed (exit $fill_rc)"; fail=1; }
-printf '%s\n' "$results" | grep -q '^error' && fail=1
-for v in "VmHWM:$HWM" "VmRSS:$RSS"; do
-    if [ "${v#*:}" -gt "$LIMIT_KB" ]; then
-        say "error: ${v%%:*} ${v#*:} kB is above the limit of $LIMIT_KB kB"
-        fail=1
-    fi
-done
 if [ "$fail" = 0 ]; then
     if [ "$HWM" -le "$GOAL_KB" ]; then
         echo "ok: within the goal of $GOAL_KB kB"

@@ -1,0 +1,444 @@
+//! Arbitrary sequences of cache operations against a model.
+//!
+//! Operations: stream lines on two connections (`ingest::apply_line`, each
+//! with its own TYPE/HELP context), direct `Cache::set` with a family that
+//! owns the name, group pushes (`push::handle` PUT/POST) and deletes,
+//! time advancing, `Cache::expire`, and scrapes. Names, labels, types and
+//! HELP texts come from small pools so that families, suffixes
+//! (`_bucket`, `_sum`, `_count`), owners and type changes collide often.
+//!
+//! The model remembers, for every series ever written, its last value and
+//! who wrote it: a stream (deadline `now + ttl`) or a group (the group's
+//! deadline, renewed by each successful push). It may hold series the
+//! cache has since dropped (evicted, replaced); it never misses a write.
+//!
+//! Checks after every operation: `check_invariants()`, `used() <=
+//! capacity()`. After a successful push: every sample of its body is
+//! served with its last value. At each scrape (expire at `now`, then
+//! render with a renderer kept across operations, as the gateway does):
+//! the page is valid exposition text, equal to a fresh renderer's; every
+//! series on it is known to the model, not past its deadline, with the
+//! model's value; every group on it (`push_time_seconds`) is live.
+//!
+//! To see what a crashing input does: `PUSH_GATEWAY_FUZZ_SHOW_OPS=1
+//! tests/fuzz/target/x86_64-unknown-linux-gnu/release/cache_ops CRASH_FILE`
+//! prints its decoded operations.
+#![no_main]
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use push_gateway::cache::{Cache, Family};
+use push_gateway::exposition::{Line, MetricType, parse_line};
+use push_gateway::ingest::{self, StreamContext};
+use push_gateway::push::{self, PushMethod, Scratch};
+use push_gateway::render::{PUSH_FAILURE_TIME, PUSH_TIME, Renderer};
+
+use fuzz_check::{assert_valid_page, same_value};
+
+const FAMILIES: [&str; 8] = [
+    "a",
+    "b",
+    "c_total",
+    "h",
+    "s",
+    "a_sum",
+    "h_bucket",
+    "push_time_seconds",
+];
+const SUFFIXES: [&str; 5] = ["", "_bucket", "_sum", "_count", "_total"];
+const KINDS: [MetricType; 5] = [
+    MetricType::Counter,
+    MetricType::Gauge,
+    MetricType::Histogram,
+    MetricType::Summary,
+    MetricType::Untyped,
+];
+const LABEL_NAMES: [&str; 6] = ["l", "le", "quantile", "k", "job", "instance"];
+const LABEL_VALUES: [&str; 10] = [
+    "",
+    "1",
+    "0.5",
+    "+Inf",
+    "a b",
+    "\\\\",
+    "\\\"q\\\"",
+    "x\\ny",
+    "ünï",
+    "not-a-number",
+];
+const HELPS: [Option<&str>; 5] = [
+    None,
+    Some(""),
+    Some("Help."),
+    Some("with \\\\ and \\n escapes"),
+    Some("a longer help text that takes some room in the budget of a small cache"),
+];
+const JOBS: usize = 3;
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    budget: u8,
+    ttl: u16,
+    ops: Vec<Op>,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Stream {
+        conn: bool,
+        line: LineSpec,
+    },
+    Set {
+        sample: SampleSpec,
+        kind: u8,
+        help: u8,
+    },
+    Push {
+        put: bool,
+        job: u8,
+        lines: Vec<LineSpec>,
+    },
+    Delete {
+        job: u8,
+    },
+    Advance {
+        ms: u16,
+    },
+    Expire,
+    Scrape,
+}
+
+#[derive(Arbitrary, Debug)]
+enum LineSpec {
+    Sample(SampleSpec),
+    Type { family: u8, kind: u8 },
+    Help { family: u8, help: u8 },
+}
+
+#[derive(Arbitrary, Debug)]
+struct SampleSpec {
+    family: u8,
+    suffix: u8,
+    labels: Vec<(u8, u8)>,
+    value: Value,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Value {
+    Int(i16),
+    Bits(u64),
+    Nan,
+    Inf(bool),
+}
+
+fn pick<T: Copy>(pool: &[T], i: u8) -> T {
+    pool[usize::from(i) % pool.len()]
+}
+
+impl Value {
+    fn get(&self) -> f64 {
+        match *self {
+            Value::Int(i) => f64::from(i),
+            Value::Bits(b) => f64::from_bits(b),
+            Value::Nan => f64::NAN,
+            Value::Inf(neg) => {
+                if neg {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                }
+            }
+        }
+    }
+}
+
+impl SampleSpec {
+    fn name(&self) -> (&'static str, String) {
+        let family = pick(&FAMILIES, self.family);
+        (family, format!("{family}{}", pick(&SUFFIXES, self.suffix)))
+    }
+
+    fn text(&self) -> String {
+        let (_, mut line) = self.name();
+        if !self.labels.is_empty() {
+            line.push('{');
+            for (i, &(n, v)) in self.labels.iter().take(6).enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                let _ = write!(
+                    line,
+                    "{}=\"{}\"",
+                    pick(&LABEL_NAMES, n),
+                    pick(&LABEL_VALUES, v)
+                );
+            }
+            line.push('}');
+        }
+        line.push(' ');
+        let mut value = Vec::new();
+        push_gateway::render::write_value(&mut value, self.value.get());
+        line.push_str(std::str::from_utf8(&value).expect("values are ASCII"));
+        line
+    }
+}
+
+impl LineSpec {
+    fn text(&self) -> String {
+        match self {
+            LineSpec::Sample(s) => s.text(),
+            LineSpec::Type { family, kind } => format!(
+                "# TYPE {} {}",
+                pick(&FAMILIES, *family),
+                pick(&KINDS, *kind).as_str()
+            ),
+            LineSpec::Help { family, help } => format!(
+                "# HELP {} {}",
+                pick(&FAMILIES, *family),
+                pick(&HELPS, *help).unwrap_or("")
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Owner {
+    /// A streamed series and its deadline.
+    Stream(u64),
+    Group(usize),
+}
+
+#[derive(Default)]
+struct Model {
+    series: HashMap<Vec<u8>, (f64, Owner)>,
+    groups: HashMap<usize, u64>,
+}
+
+fn job_name(job: usize) -> String {
+    format!("j{job}")
+}
+
+struct State {
+    cache: Cache,
+    renderer: Renderer,
+    ctx: [StreamContext; 2],
+    scratch: Scratch,
+    key: Vec<u8>,
+    model: Model,
+    now: u64,
+    ttl: u64,
+}
+
+impl State {
+    fn check(&self) {
+        self.cache.check_invariants();
+        assert!(self.cache.used() <= self.cache.capacity());
+    }
+
+    fn stream(&mut self, conn: bool, line: &LineSpec) {
+        let text = line.text();
+        let ctx = &mut self.ctx[usize::from(conn)];
+        let result = ingest::apply_line(
+            &mut self.cache,
+            ctx,
+            text.as_bytes(),
+            self.now,
+            self.ttl,
+            &mut self.key,
+        );
+        if result.is_ok()
+            && let Ok(Line::Sample(s)) = parse_line(text.as_bytes())
+        {
+            let mut key = Vec::new();
+            ingest::write_key(&s, &[], &[], &mut key);
+            let owner = Owner::Stream(self.now + self.ttl);
+            self.model.series.insert(key, (s.value, owner));
+        }
+    }
+
+    fn set(&mut self, sample: &SampleSpec, kind: u8, help: u8) {
+        let (family, name) = sample.name();
+        let kind = pick(&KINDS, kind);
+        if !kind.owns(family, &name) || ingest::is_reserved(&name) {
+            return;
+        }
+        let text = sample.text();
+        let Ok(Line::Sample(s)) = parse_line(text.as_bytes()) else {
+            return;
+        };
+        let mut key = Vec::new();
+        ingest::write_key(&s, &[], &[], &mut key);
+        let family = Family {
+            name: family,
+            kind,
+            help: pick(&HELPS, help),
+        };
+        if self
+            .cache
+            .set(&family, &key, s.value, self.now, self.ttl)
+            .is_ok()
+        {
+            let owner = Owner::Stream(self.now + self.ttl);
+            self.model.series.insert(key, (s.value, owner));
+        }
+    }
+
+    fn push(&mut self, put: bool, job: usize, lines: &[LineSpec]) {
+        let body: String = lines.iter().take(24).map(|l| l.text() + "\n").collect();
+        let path = format!("/metrics/job/{}", job_name(job));
+        let method = if put {
+            PushMethod::Put
+        } else {
+            PushMethod::Post
+        };
+        let evicted_before = self.cache.stats.evicted_budget;
+        let result = push::handle(
+            &mut self.cache,
+            &mut self.scratch,
+            method,
+            &path,
+            body.as_bytes(),
+            false,
+            self.now,
+            self.ttl,
+            self.now as f64 / 1000.0,
+        );
+        if result.is_err() {
+            return;
+        }
+        if put {
+            self.model
+                .series
+                .retain(|_, (_, owner)| *owner != Owner::Group(job));
+        }
+        self.model.groups.insert(job, self.now + self.ttl);
+        let job_label = job_name(job);
+        let mut written: Vec<(Vec<u8>, f64)> = Vec::new();
+        for line in body.lines() {
+            if let Ok(Line::Sample(s)) = parse_line(line.as_bytes()) {
+                let mut key = Vec::new();
+                ingest::write_key(&s, &[("job", &job_label)], &[("instance", "")], &mut key);
+                written.retain(|(k, _)| *k != key);
+                written.push((key.clone(), s.value));
+                self.model.series.insert(key, (s.value, Owner::Group(job)));
+            }
+        }
+        // Known open defect (tests/fuzz_regressions.rs): a push that evicts
+        // others' series can lose samples.
+        let evicted = self.cache.stats.evicted_budget > evicted_before;
+        for (key, value) in written {
+            if fuzz_check::lenient() && evicted {
+                continue;
+            }
+            let got = self.cache.get(&key, self.now);
+            assert!(
+                got.is_some_and(|v| same_value(v, value)),
+                "after a successful push, {:?} is {got:?}, not {value}\nbody:\n{body}",
+                String::from_utf8_lossy(&key)
+            );
+        }
+    }
+
+    fn delete(&mut self, job: usize) {
+        let path = format!("/metrics/job/{}", job_name(job));
+        let result = push::handle(
+            &mut self.cache,
+            &mut self.scratch,
+            PushMethod::Delete,
+            &path,
+            b"",
+            false,
+            self.now,
+            self.ttl,
+            0.0,
+        );
+        if result.is_ok() {
+            self.model
+                .series
+                .retain(|_, (_, owner)| *owner != Owner::Group(job));
+            self.model.groups.remove(&job);
+        }
+    }
+
+    fn scrape(&mut self) {
+        self.cache.expire(self.now);
+        self.check();
+        let page = self.renderer.render(&self.cache, |_| {}).to_vec();
+        let fresh = Renderer::new(&self.cache)
+            .render(&self.cache, |_| {})
+            .to_vec();
+        assert_eq!(
+            String::from_utf8_lossy(&page),
+            String::from_utf8_lossy(&fresh),
+            "the renderer's kept order is stale"
+        );
+        let checked = assert_valid_page(&page);
+        let now = self.now;
+        for s in &checked.samples {
+            if (s.family == PUSH_TIME || s.family == PUSH_FAILURE_TIME)
+                && s.kind == MetricType::Gauge
+            {
+                let job = s.label("job").and_then(|j| j.strip_prefix('j'));
+                let job: usize = job.and_then(|j| j.parse().ok()).expect("a group's job");
+                let deadline = self.model.groups.get(&job);
+                assert!(
+                    deadline.is_some_and(|&d| d > now),
+                    "group {job} served at {now}, deadline {deadline:?}"
+                );
+                continue;
+            }
+            let Some(&(value, owner)) = self.model.series.get(s.key.as_bytes()) else {
+                panic!("{} served, never written", s.key);
+            };
+            let deadline = match owner {
+                Owner::Stream(d) => Some(d),
+                Owner::Group(job) => self.model.groups.get(&job).copied(),
+            };
+            assert!(
+                deadline.is_some_and(|d| d > now),
+                "{} ({owner:?}) served at {now} past its deadline {deadline:?}",
+                s.key
+            );
+            assert!(
+                same_value(s.value, value),
+                "{} served as {} but last written {value}",
+                s.key,
+                s.value
+            );
+        }
+    }
+}
+
+fuzz_target!(|input: Input| {
+    if std::env::var_os("PUSH_GATEWAY_FUZZ_SHOW_OPS").is_some() {
+        eprintln!("{input:#?}");
+    }
+    let budget = 1024 + usize::from(input.budget % 33) * 256;
+    let cache = Cache::new(budget);
+    let mut state = State {
+        renderer: Renderer::new(&cache),
+        cache,
+        ctx: [StreamContext::default(), StreamContext::default()],
+        scratch: Scratch::default(),
+        key: ingest::key_buffer(),
+        model: Model::default(),
+        now: 1,
+        ttl: 1 + u64::from(input.ttl % 5000),
+    };
+    for op in &input.ops {
+        match op {
+            Op::Stream { conn, line } => state.stream(*conn, line),
+            Op::Set { sample, kind, help } => state.set(sample, *kind, *help),
+            Op::Push { put, job, lines } => state.push(*put, usize::from(*job) % JOBS, lines),
+            Op::Delete { job } => state.delete(usize::from(*job) % JOBS),
+            Op::Advance { ms } => state.now += u64::from(*ms),
+            Op::Expire => state.cache.expire(state.now),
+            Op::Scrape => state.scrape(),
+        }
+        state.check();
+    }
+    state.scrape();
+});
