@@ -7,7 +7,7 @@
 #   make rss-aarch64  real VmHWM/VmRSS on an emulated aarch64 kernel
 #   make long-run     tests/long_run.rs in full, in release: heap and RSS
 #   make rss-native   its RSS part only, against the static x86_64 musl binary
-#   make speed        instructions per push, line and scrape (callgrind)
+#   make speed        instruction count per push, line and scrape (callgrind)
 
 CROSS_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Speed of the release gateway on its hot paths, as instructions per
+# Speed of the release gateway on its hot paths, as the instruction count per
 # operation counted by callgrind: unlike wall time, the count repeats to
 # within a few percent on a busy machine, so builds (opt-levels) compare.
 #
@@ -106,7 +106,7 @@ measure() { # PHASE N: median over RUNS
 say "$GATEWAY ($(stat -c %s "$GATEWAY") bytes), $RUNS runs per phase"
 idle=$(measure idle 0)
 filled=$(measure filled 0)
-printf '%-14s %12s\n' operation instructions
+printf '%-14s %12s\n' operation Ir
 for p in "fit 20000 line (fit)" "evict 20000 line (evict)" "http 5000 HTTP PUT" "scrape 500 scrape"; do
     set -- $p
     phase=$1 n=$2

@@ -29,7 +29,7 @@ use crate::http::{self, BodyFraming, Chunked, Method, Request};
 use crate::ingest::{self, IngestError, StreamContext};
 use crate::limits::{
     IDLE_TIMEOUT, LINE_MAX_BYTES, LINGER, REPLY_MAX_BYTES, REQUEST_HEAD_MAX_BYTES, REQUEST_TIMEOUT,
-    TURN_STEPS, WRITE_TIMEOUT,
+    TURN_READS, TURN_STEPS, WRITE_TIMEOUT,
 };
 use crate::push::{self, PushMethod};
 use crate::render::Renderer;
@@ -216,6 +216,10 @@ pub struct Conn {
     writable: bool,
     /// Last time bytes moved in either direction.
     last_progress: u64,
+    /// The event loop's turn in which this connection last ran.
+    pub last_turn: u64,
+    /// Whether it waits in the event loop's list of yielded connections.
+    pub queued: bool,
 }
 
 impl Conn {
@@ -248,6 +252,8 @@ impl Conn {
             out: Outbox::default(),
             writable: false,
             last_progress: now,
+            last_turn: 0,
+            queued: false,
         }
     }
 
@@ -411,7 +417,7 @@ impl Conn {
         };
         let mut reads = 0;
         let step = loop {
-            if reads == TURN_STEPS {
+            if reads == TURN_READS {
                 break Step::Yield;
             }
             reads += 1;

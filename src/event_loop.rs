@@ -50,6 +50,9 @@ struct Server {
     resume: Vec<usize>,
     /// The list being resumed this turn.
     resuming: Vec<usize>,
+    /// Counts turns of the loop; a connection that already ran this turn
+    /// is not resumed in it again.
+    turn: u64,
     chunk: Vec<u8>,
     key: Vec<u8>,
     warn: WarnLimit,
@@ -111,6 +114,7 @@ pub fn run_with_signals(
         closing: Vec::with_capacity(config.max_connections),
         resume: Vec::with_capacity(config.max_connections),
         resuming: Vec::with_capacity(config.max_connections),
+        turn: 0,
         chunk: vec![0; READ_CHUNK_BYTES],
         key: ingest::key_buffer(),
         warn: WarnLimit::default(),
@@ -147,6 +151,7 @@ pub fn run_with_signals(
             return Err(e);
         }
         let now = server.now();
+        server.turn += 1;
         server.cache.expire(now);
         for event in events.iter() {
             match event.token() {
@@ -318,6 +323,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        conn.last_turn = self.turn;
         let mut ctx = Ctx {
             cache: &mut self.cache,
             renderer: &mut self.renderer,
@@ -335,7 +341,8 @@ impl Server {
         let step = conn.ready(&mut ctx, &mut self.chunk);
         if step == Step::Close || conn.update_interest(registry, Token(key)).is_err() {
             self.closing.push(key);
-        } else if step == Step::Yield {
+        } else if step == Step::Yield && !conn.queued {
+            conn.queued = true;
             self.resume.push(key);
         }
     }
@@ -346,6 +353,16 @@ impl Server {
         std::mem::swap(&mut self.resume, &mut self.resuming);
         for i in 0..self.resuming.len() {
             let key = self.resuming[i];
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            conn.queued = false;
+            if conn.last_turn == self.turn {
+                // It already had its turn, from an event: next turn then.
+                conn.queued = true;
+                self.resume.push(key);
+                continue;
+            }
             self.conn_ready(key, registry, now);
         }
         self.resuming.clear();

@@ -62,10 +62,14 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// the gateway exits anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
-/// A connection gets at most this many reads or requests per turn of the
-/// event loop; then the others are served and it is resumed, so one fast
-/// pusher cannot starve a scrape.
+/// An HTTP connection gets at most this many reads or requests per turn of
+/// the event loop; then the others are served and it is resumed, so one
+/// fast client cannot starve the others.
 pub const TURN_STEPS: usize = 16;
+
+/// A stream connection gets at most this many reads of
+/// [`READ_CHUNK_BYTES`] per turn (128 KiB of lines).
+pub const TURN_READS: usize = 2;
 
 /// Warnings about bad input: at most this many per [`WARN_WINDOW`]; the rest
 /// are counted and summarised in one line, so a flood cannot fill the log.

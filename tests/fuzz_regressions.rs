@@ -154,6 +154,33 @@ fn a_non_numeric_le_or_quantile_makes_the_page_unparseable() {
     }
 }
 
+/// Fuzz target `cache_ops`, after the fix above: `le` is checked on
+/// `_bucket` samples and `quantile` on the summary's own samples only, but
+/// Prometheus' text parser reads `le` on every sample of a histogram and
+/// `quantile` on every sample of a summary. `a_sum_count{le="x"}` under
+/// histogram `a_sum`, or `s_sum{quantile="x"}` under summary `s`, is still
+/// accepted, and promtool rejects the whole page: "expected float as value
+/// for 'le' label, got \"x\"".
+#[test]
+#[ignore = "open defect: non-numeric le/quantile accepted on _sum/_count samples"]
+fn a_non_numeric_le_or_quantile_on_a_sum_or_count_makes_the_page_unparseable() {
+    let mut cache = Cache::new(16 * 1024);
+    let _ = stream(
+        &mut cache,
+        "# TYPE h histogram\nh_count{le=\"x\"} 1\n# TYPE s summary\ns_sum{quantile=\"x\"} 1\n",
+    );
+    let _ = put(
+        &mut cache,
+        "/metrics/job/j",
+        b"# TYPE p histogram\np_sum{le=\"\"} 1\n",
+        false,
+    );
+    let page = page(&cache);
+    if let Err(v) = check::check_page(&page) {
+        panic!("{v}\n{}", String::from_utf8_lossy(&page));
+    }
+}
+
 /// Fuzz target `http_request`/`cache_ops`. A push of
 /// `# TYPE x histogram`, `x_sum 1`, `x 2` is answered 200, but `x 2` is
 /// silently dropped: the checking pass resolves the bare `x` to a new

@@ -349,7 +349,11 @@ fn a_client_trickling_one_header_byte_per_second_is_cut_off_after_the_request_ti
     for _ in 0..3 {
         let t = Instant::now();
         assert_eq!(value_of(&gw.scrape(), "still_here").as_deref(), Some("1"));
-        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < scaled(Duration::from_secs(1)),
+            "{:?}",
+            t.elapsed()
+        );
         thread::sleep(Duration::from_secs(1));
     }
     for h in [a, b] {
@@ -391,7 +395,7 @@ fn a_pusher_of_megabytes_of_bad_lines_that_never_reads_its_replies() {
         let t = Instant::now();
         scrape_valid(&gw);
         assert!(
-            t.elapsed() < Duration::from_secs(2),
+            t.elapsed() < scaled(Duration::from_secs(5)),
             "a scrape took {:?}",
             t.elapsed()
         );

@@ -17,6 +17,16 @@ use std::time::{Duration, Instant};
 /// How long a test waits for the gateway to come up or a condition to hold.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// A time bound for the machine the gateway runs on: ten times longer
+/// under an emulator (`PUSH_GATEWAY_TEST_RUNNER`), where everything is
+/// slower. Bounds here are behaviour (nobody waits for ever), not speed.
+pub fn scaled(d: Duration) -> Duration {
+    match std::env::var("PUSH_GATEWAY_TEST_RUNNER") {
+        Ok(r) if !r.is_empty() => d * 10,
+        _ => d,
+    }
+}
+
 /// A private temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 
