@@ -118,6 +118,7 @@ const SHORT_ROUNDS: usize = 10;
 /// Most that `VmRSS` after the run may exceed `VmRSS` after the warm-up.
 const RSS_TOLERANCE_KB: u64 = 64;
 
+/// A read or write that takes longer fails the test instead of hanging it.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the gateway under test listens.
@@ -140,6 +141,7 @@ impl Clients {
     fn connect(target: &Target) -> Clients {
         let stream = UnixStream::connect(&target.socket).unwrap();
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         Clients {
             stream,
             stream_lines: 0,
@@ -162,6 +164,7 @@ impl HttpClient {
     fn unix(socket: &Path) -> HttpClient {
         let s = UnixStream::connect(socket).unwrap();
         s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         HttpClient {
             conn: Box::new(s),
             buf: Vec::new(),
@@ -171,6 +174,7 @@ impl HttpClient {
     fn tcp(addr: SocketAddr) -> HttpClient {
         let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         HttpClient {
             conn: Box::new(s),
             buf: Vec::new(),
@@ -280,6 +284,7 @@ fn round(target: &Target, clients: &mut Clients, round: Round, n: usize) {
     // The other half on a connection that writes once and closes.
     let mut s = UnixStream::connect(&target.socket).unwrap();
     s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
     s.write_all(stream_lines(first + kept, round.lines - kept).as_bytes())
         .unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
