@@ -236,13 +236,16 @@ pub fn resolve_family<'a>(
 /// bucket's `le` and a summary quantile's `quantile` are numbers, or
 /// Prometheus rejects the whole page.
 pub fn check_bounds(family: &Family, sample: &Sample) -> Result<(), IngestError> {
-    let bound = match family.kind {
-        MetricType::Histogram if sample.name.ends_with("_bucket") => "le",
-        MetricType::Summary if sample.name == family.name => "quantile",
+    // Prometheus reads `le` on every sample of a histogram and `quantile`
+    // on every sample of a summary; buckets and quantiles must have one.
+    let (bound, required) = match family.kind {
+        MetricType::Histogram => ("le", sample.name.ends_with("_bucket")),
+        MetricType::Summary => ("quantile", sample.name == family.name),
         _ => return Ok(()),
     };
     match sample.labels().find(|(n, _)| *n == bound) {
         Some((_, v)) if exposition::parse_value(v).is_ok() => Ok(()),
+        None if !required => Ok(()),
         _ => Err(IngestError::Bound),
     }
 }

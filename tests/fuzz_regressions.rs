@@ -162,7 +162,6 @@ fn a_non_numeric_le_or_quantile_makes_the_page_unparseable() {
 /// accepted, and promtool rejects the whole page: "expected float as value
 /// for 'le' label, got \"x\"".
 #[test]
-#[ignore = "open defect: non-numeric le/quantile accepted on _sum/_count samples"]
 fn a_non_numeric_le_or_quantile_on_a_sum_or_count_makes_the_page_unparseable() {
     let mut cache = Cache::new(16 * 1024);
     let _ = stream(
