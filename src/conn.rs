@@ -236,12 +236,11 @@ impl Conn {
     }
 
     pub fn scrape(socket: mio::net::TcpStream, now: u64) -> Conn {
-        Conn::new(
-            Socket::Tcp(socket),
-            false,
-            State::Http(HttpState::new()),
-            now,
-        )
+        // Anyone on the network can connect: the request timeout runs from
+        // the connect, so silent connections cannot hold slots for long.
+        let mut http = HttpState::new();
+        http.request_started = Some(now);
+        Conn::new(Socket::Tcp(socket), false, State::Http(http), now)
     }
 
     fn new(socket: Socket, may_push: bool, state: State, now: u64) -> Conn {

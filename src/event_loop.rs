@@ -293,7 +293,18 @@ impl Server {
     }
 
     fn add(&mut self, conn: Conn, registry: &Registry, now: u64) {
-        match self.conns.insert(conn) {
+        let conn = match self.conns.insert(conn) {
+            Err(conn) if !self.closing.is_empty() => {
+                // Connections that are done still hold their slots until
+                // the end of the batch: free them now rather than refuse.
+                // An event still queued for a freed token reaches the new
+                // connection as a spurious wake-up, which is harmless.
+                self.close_finished(registry);
+                self.conns.insert(conn)
+            }
+            other => other,
+        };
+        match conn {
             Ok(key) => {
                 self.stats.connections_accepted += 1;
                 let conn = self.conns.get_mut(key);

@@ -40,8 +40,9 @@ pub const REQUEST_HEAD_MAX_BYTES: usize = 8 * 1024;
 pub const MAX_HEADERS: usize = 32;
 
 /// A client must send a complete HTTP request head within this time of
-/// connecting or of its previous response, or the connection is closed.
-/// Bounds slow clients that trickle bytes.
+/// its previous response or, on the TCP port, of connecting; else it gets
+/// 408 and the connection is closed. Bounds slow clients that trickle bytes
+/// and silent connections that would hold slots of `--max-connections`.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An idle keep-alive HTTP connection, or a stream connection, is closed

@@ -199,7 +199,6 @@ fn ten_thousand_connect_disconnect_cycles_on_each_listener() {
 /// once, is refused once more than `--max-connections` of them wait in the
 /// backlog: at HEAD 172 of 300 such one-line pushes were refused.
 #[test]
-#[ignore = "open defect: sequential short pushers are refused (remove this once fixed)"]
 fn one_pusher_after_another_is_never_refused() {
     let gw = Gateway::start_full(&["--max-connections", "8", "--cache-bytes", "64KiB"]);
     for i in 0..300 {
@@ -226,7 +225,6 @@ fn one_pusher_after_another_is_never_refused() {
 /// can reach the TCP port locks every local pusher out by holding that many
 /// silent connections, renewed every five minutes.
 #[test]
-#[ignore = "open defect: silent TCP connections hold their slot for 300 s (remove this once fixed)"]
 fn silent_tcp_connections_cannot_lock_pushers_out() {
     let gw = Gateway::start(&["--max-connections", "4"]);
     settle();

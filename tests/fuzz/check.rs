@@ -240,13 +240,7 @@ pub fn check_page(page: &[u8]) -> Result<Page, Violation> {
                     MetricType::Summary => Some("quantile"),
                     _ => None,
                 };
-                // Known open defect (tests/fuzz_regressions.rs): bounds are
-                // checked on buckets and quantiles only, not on _sum/_count.
-                let own_bound = s.name.ends_with("_bucket") || s.name == family;
-                let tolerated = lenient() && !own_bound;
-                if let Some(bound) = bound
-                    && !tolerated
-                {
+                if let Some(bound) = bound {
                     for (label, v) in labels_of(s.labels()) {
                         if label == bound && !is_float_label(v) {
                             return Err(fail(n, line, format!("{bound}={v:?} is not a number")));
