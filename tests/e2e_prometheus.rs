@@ -15,33 +15,12 @@
 //! installs them. A missing tool fails the test, it never skips.
 
 mod common;
+use common::tools::*;
 use common::*;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Upper bound for any wait on Prometheus (start-up, first scrape, ...).
-const PROM_WAIT: Duration = Duration::from_secs(30);
-
-/// The absolute path of `name` on `PATH`; fails the test when it is missing.
-fn require_tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        let candidate = dir.join(name);
-        if let Ok(meta) = candidate.metadata() {
-            use std::os::unix::fs::PermissionsExt;
-            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "`{name}` not found on PATH: run tests/e2e/install.sh to install the end-to-end test tools"
-    );
-}
 
 // ---------------------------------------------------------------------------
 // promtool
@@ -194,149 +173,6 @@ fn promtool_accepts_page() {
 // ---------------------------------------------------------------------------
 // Prometheus server
 
-/// A Prometheus server scraping one target, killed on drop.
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    dir: TempDir,
-}
-
-impl Prometheus {
-    /// Starts Debian's `prometheus` with a private config and TSDB, scraping
-    /// `target` every second with `honor_labels: true` under job
-    /// `push-gateway`, and waits until `/-/ready` answers 200.
-    fn start(target: SocketAddr) -> Prometheus {
-        let bin = require_tool("prometheus");
-        let dir = TempDir::new("prom");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: push-gateway\n    honor_labels: true\n    \
-                 static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new(&bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let mut prom = Prometheus { child, addr, dir };
-        let deadline = Instant::now() + PROM_WAIT;
-        loop {
-            if let Ok(Some(status)) = prom.child.try_wait() {
-                panic!(
-                    "prometheus exited during start-up: {status}\n{}",
-                    prom.log()
-                );
-            }
-            if matches!(http_get(prom.addr, "/-/ready"), Ok((200, _))) {
-                return prom;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "prometheus not ready after {PROM_WAIT:?}\n{}",
-                prom.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The body of `GET /api/v1/<path>`; fails the test on an error status.
-    fn api(&self, path: &str) -> String {
-        match http_get(self.addr, &format!("/api/v1/{path}")) {
-            Ok((200, body)) => body,
-            Ok((status, body)) => panic!(
-                "prometheus /api/v1/{path}: HTTP {status}: {body}\n{}",
-                self.log()
-            ),
-            Err(e) => panic!("prometheus /api/v1/{path}: {e}\n{}", self.log()),
-        }
-    }
-
-    /// The JSON answer of the instant query `promql`.
-    fn query(&self, promql: &str) -> String {
-        self.api(&format!("query?query={}", url_encode(promql)))
-    }
-
-    /// Polls `query(promql)` until `pred` holds; fails after `PROM_WAIT`
-    /// with the last answer. `tick` runs before every try.
-    fn query_until(
-        &self,
-        promql: &str,
-        what: &str,
-        mut tick: impl FnMut(),
-        pred: impl Fn(&str) -> bool,
-    ) -> String {
-        let deadline = Instant::now() + PROM_WAIT;
-        loop {
-            tick();
-            let answer = self.query(promql);
-            if pred(&answer) {
-                return answer;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {PROM_WAIT:?} waiting for {what}; last answer to `{promql}`:\n{answer}\n\
-                 targets:\n{}\n{}",
-                self.api("targets"),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    /// The tail of Prometheus' own log, for failure messages.
-    fn log(&self) -> String {
-        let text =
-            std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
-        format!("--- prometheus log (tail):\n{tail}")
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `GET path` as plain HTTP/1.0 over a fresh connection: (status, body).
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let (status, _, body) = split_response(&String::from_utf8_lossy(&buf));
-    Ok((status, body))
-}
-
-/// Percent-encodes a query-string value.
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Whether an instant-query answer holds a result with value `v`.
 fn has_value(answer: &str, v: &str) -> bool {
     answer.contains(r#""status":"success""#) && answer.contains(&format!(r#","{v}"]"#))
@@ -361,6 +197,7 @@ fn prometheus_scrapes_and_ttl_expires() {
     // scrape may come later than one TTL after Prometheus starts.
     let mut last_push = Instant::now();
     let answer = prom.query_until(
+        &gw,
         "e2e_value",
         "e2e_value = 42 in Prometheus",
         || {
@@ -385,7 +222,7 @@ fn prometheus_scrapes_and_ttl_expires() {
             && targets.contains(r#""lastError":"""#),
         "target should be up with no lastError:\n{targets}"
     );
-    prom.query_until(up, "up == 1", || {}, |a| has_value(a, "1"));
+    prom.query_until(&gw, up, "up == 1", || {}, |a| has_value(a, "1"));
 
     // Stop pushing: the series stays for the TTL after the last write, then
     // leaves the page.
@@ -417,6 +254,7 @@ fn prometheus_scrapes_and_ttl_expires() {
     // Prometheus sees the series go stale, while scrapes of the (now
     // empty) page keep succeeding.
     prom.query_until(
+        &gw,
         "e2e_value",
         "e2e_value to go stale in Prometheus",
         || {},

@@ -21,9 +21,10 @@
 //! skips.
 
 mod common;
+use common::tools::*;
 use common::*;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -36,21 +37,6 @@ fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
         .join(name)
-}
-
-/// The absolute path of `name` on `PATH`; fails the test when it is missing.
-fn require_tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        let candidate = dir.join(name);
-        if let Ok(meta) = candidate.metadata() {
-            use std::os::unix::fs::PermissionsExt;
-            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
-                return candidate;
-            }
-        }
-    }
-    panic!("`{name}` not found on PATH: run tests/e2e/install.sh to install the example tools");
 }
 
 /// Runs `cmd` with `stdin` as its input, at most `WAIT`; its output.
@@ -556,29 +542,6 @@ fn push_rs_example() {
 
 // ---------------------------------------------------------------------------
 // examples/prometheus.yml and push-gateway.rules.yml
-
-/// `GET path` as plain HTTP/1.0 over a fresh connection: (status, body).
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let (status, _, body) = split_response(&String::from_utf8_lossy(&buf));
-    Ok((status, body))
-}
-
-/// Percent-encodes a query-string value.
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 /// Copies prometheus.yml and its rule file into `dir`, the example targets
 /// replaced by `target` and the intervals shortened when `target` is given.

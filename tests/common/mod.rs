@@ -6,6 +6,8 @@
 //! the runner named by `PUSH_GATEWAY_TEST_RUNNER` when it is set.
 #![allow(dead_code)]
 
+pub mod tools;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
