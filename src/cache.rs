@@ -819,12 +819,6 @@ impl Cache {
         now: u64,
         w: Write,
     ) -> Result<(), CacheError> {
-        if self
-            .find(KIND_SERIES, key, hash(key))
-            .is_some_and(|id| self.field(id, F_OWNER) != NIL)
-        {
-            return Err(CacheError::Owned);
-        }
         let class = self.class_for(w.ttl_ms)?;
         self.set_owned(NIL, family, key, value, now, w, class)
     }
@@ -851,8 +845,12 @@ impl Cache {
         {
             return Err(CacheError::TooLarge);
         }
-        // Fast path: a rewrite of a series whose family is unchanged.
         if let Some(id) = self.find(KIND_SERIES, key, h) {
+            // A series has one writer: a stream or one pushed group.
+            if self.field(id, F_OWNER) != owner {
+                return Err(CacheError::Owned);
+            }
+            // Fast path: a rewrite of a series whose family is unchanged.
             let fam = self.field(id, F_FAMILY);
             let fam_off = self.off(fam);
             if self.key(fam) == family.name.as_bytes()
@@ -1247,12 +1245,6 @@ impl Cache {
         now: u64,
         w: Write,
     ) -> Result<(), CacheError> {
-        if self
-            .find(KIND_SERIES, key, hash(key))
-            .is_some_and(|id| self.field(id, F_OWNER) != group)
-        {
-            return Err(CacheError::Owned);
-        }
         let class = self.u8_at(self.off(group) + F_TYPE);
         self.set_owned(group, family, key, value, now, w, class)
     }

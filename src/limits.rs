@@ -7,9 +7,10 @@
 //! lists the same numbers.
 //!
 //! Worst-case heap, in bytes, is about
-//! `cache_bytes + max_connections × PER_CONNECTION_MAX_BYTES + READ_CHUNK_BYTES
-//!  + page`, where `page` is the rendered `/metrics` page (at most about
-//! `2 × cache_bytes` plus the self-metrics); see [`worst_case_heap_bytes`].
+//! `cache_bytes + max_connections × (PER_CONNECTION_MAX_BYTES + max_body +
+//! page) + READ_CHUNK_BYTES + push scratch`, where `page` is the rendered
+//! `/metrics` page (at most about `2 × cache_bytes` plus the self-metrics);
+//! see [`worst_case_heap_bytes`].
 
 use std::time::Duration;
 
@@ -100,8 +101,17 @@ pub const PER_CONNECTION_MAX_BYTES: usize =
 
 /// Worst-case heap of the whole gateway for a configuration, as documented
 /// in README. Pages held by slow scrapers are one per distinct page, and
-/// each is bounded by `2 × cache_bytes + 64 KiB`.
-pub fn worst_case_heap_bytes(cache_bytes: usize, max_connections: usize) -> usize {
+/// each is bounded by `2 × cache_bytes + 64 KiB`; each connection may hold a
+/// push body of `max_body_bytes`; the shared push scratch holds a protobuf
+/// body's text (at most 8 times the larger of the budget and the body), and
+/// keys and entries of at most the budget each.
+pub fn worst_case_heap_bytes(
+    cache_bytes: usize,
+    max_connections: usize,
+    max_body_bytes: usize,
+) -> usize {
     let page = 2 * cache_bytes + 64 * 1024;
-    cache_bytes + max_connections * (PER_CONNECTION_MAX_BYTES + page) + READ_CHUNK_BYTES
+    let per_connection = PER_CONNECTION_MAX_BYTES + max_body_bytes + page;
+    let push_scratch = 8 * cache_bytes.max(max_body_bytes) + 2 * cache_bytes + max_body_bytes;
+    cache_bytes + max_connections * per_connection + READ_CHUNK_BYTES + push_scratch
 }

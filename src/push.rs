@@ -723,6 +723,11 @@ fn push(
         }
         s.keys.extend_from_slice(&s.key);
         needed += record_bytes(s.key.len());
+        // Stop as soon as the push cannot fit: this also bounds what the
+        // scratch buffers below hold to about the cache budget.
+        if needed > cache.push_room() {
+            return Err(PushError::TooLarge);
+        }
         let new_family = s.fams.last().is_none_or(|f| !f.is(&s.fam_text, &family));
         if new_family {
             if !listed(&s.families, family.name) {

@@ -62,7 +62,8 @@ impl Renderer {
             // A slow scraper still holds the previous page.
             self.page = Rc::new(Vec::with_capacity(self.page.capacity()));
         }
-        let out = Rc::get_mut(&mut self.page).expect("buffer was just made unique");
+        // The page is not shared now, so this borrows it without a copy.
+        let out = Rc::make_mut(&mut self.page);
         out.clear();
         write_page(cache, &self.order, out);
         write_push_times(cache, &self.groups, out);

@@ -192,7 +192,11 @@ fn the_gateway_heap_is_the_same_after_warm_up_and_after_a_long_run() {
     );
     // The documented worst case bounds every moment of the run.
     let peak = PEAK_BYTES.load(Ordering::SeqCst) as usize;
-    let bound = push_gateway::limits::worst_case_heap_bytes(cache_bytes as usize, max_connections);
+    let bound = push_gateway::limits::worst_case_heap_bytes(
+        cache_bytes as usize,
+        max_connections,
+        cache_bytes as usize,
+    );
     assert!(
         peak <= bound,
         "peak {peak} B above the documented bound {bound} B"

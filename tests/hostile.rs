@@ -632,7 +632,7 @@ fn scrapers_that_hang_up_mid_response_or_never_read() {
         page.lines().filter(|l| l.starts_with("big_page{")).count(),
         held
     );
-    let worst_kib = (worst_case_heap_bytes(cache, max_connections) / 1024) as u64;
+    let worst_kib = (worst_case_heap_bytes(cache, max_connections, cache) / 1024) as u64;
     assert_rss_bounded(&gw, before, worst_kib, "scrapers that never read");
     drop(silent);
     settle();

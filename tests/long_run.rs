@@ -423,7 +423,8 @@ fn heap_stays_flat(slot: usize, rounds: usize) {
     );
     let (warm, after) = (warm.get(), after.get());
     let peak = PEAK_BYTES[slot].load(Ordering::SeqCst) as usize;
-    let bound = push_gateway::limits::worst_case_heap_bytes(cache_bytes, max_connections);
+    let bound =
+        push_gateway::limits::worst_case_heap_bytes(cache_bytes, max_connections, cache_bytes);
     eprintln!("long run heap: after warm-up {warm} B, after the run {after} B, peak {peak} B");
     assert_eq!(
         after, warm,
