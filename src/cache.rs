@@ -38,6 +38,7 @@
 
 use std::fmt;
 
+use crate::bytes;
 use crate::exposition::MetricType;
 
 /// Header of every record, in bytes.
@@ -178,6 +179,16 @@ struct Class {
     ttl_ms: u64,
     head: u32,
     tail: u32,
+}
+
+/// A series looked up by key: its hash and, when it existed then, its id.
+/// A push looks every series up once while checking it and writes through
+/// the lookup afterwards. The id is checked again before it is used, so a
+/// lookup that the writes in between made stale costs a search, no more.
+#[derive(Debug, Clone, Copy)]
+pub struct Lookup {
+    hash: u32,
+    id: u32,
 }
 
 /// What the renderer reads of one series.
@@ -396,13 +407,28 @@ impl Cache {
             let off = self.off(id);
             if self.u32_at(off + F_HASH) == h
                 && self.u8_at(off + F_KIND) == kind
-                && self.key(id) == key
+                && bytes::eq(self.key(id), key)
             {
                 return Some(id);
             }
             id = self.u32_at(off + F_BUCKET_NEXT);
         }
         None
+    }
+
+    /// The series `found` names, if it is still the series `key`.
+    fn refind(&self, found: Lookup, key: &[u8]) -> Option<u32> {
+        let id = found.id;
+        if id < self.id_count && self.u32_at(self.id_slot(id)) & FREE == 0 {
+            let off = self.off(id);
+            if self.u8_at(off + F_KIND) == KIND_SERIES
+                && self.u32_at(off + F_HASH) == found.hash
+                && bytes::eq(self.key(id), key)
+            {
+                return Some(id);
+            }
+        }
+        self.find(KIND_SERIES, key, found.hash)
     }
 
     fn unlink_bucket(&mut self, id: u32) {
@@ -820,7 +846,7 @@ impl Cache {
         w: Write,
     ) -> Result<(), CacheError> {
         let class = self.class_for(w.ttl_ms)?;
-        self.set_owned(NIL, family, key, value, now, w, class)
+        self.set_owned(NIL, family, key, None, value, now, w, class)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -829,12 +855,19 @@ impl Cache {
         owner: u32,
         family: &Family,
         key: &[u8],
+        found: Option<Lookup>,
         value: f64,
         now: u64,
         w: Write,
         class: u8,
     ) -> Result<(), CacheError> {
-        let h = hash(key);
+        let (h, existing) = match found {
+            Some(found) => (found.hash, self.refind(found, key)),
+            None => {
+                let h = hash(key);
+                (h, self.find(KIND_SERIES, key, h))
+            }
+        };
         let series_size = align8(HEADER_BYTES + key.len());
         let family_size =
             align8(HEADER_BYTES + family.name.len() + family.help.map_or(0, str::len));
@@ -845,7 +878,7 @@ impl Cache {
         {
             return Err(CacheError::TooLarge);
         }
-        if let Some(id) = self.find(KIND_SERIES, key, h) {
+        if let Some(id) = existing {
             // A series has one writer: a stream or one pushed group.
             if self.field(id, F_OWNER) != owner {
                 return Err(CacheError::Owned);
@@ -853,7 +886,7 @@ impl Cache {
             // Fast path: a rewrite of a series whose family is unchanged.
             let fam = self.field(id, F_FAMILY);
             let fam_off = self.off(fam);
-            if self.key(fam) == family.name.as_bytes()
+            if bytes::eq(self.key(fam), family.name.as_bytes())
                 && self.u8_at(fam_off + F_TYPE) == family.kind.code()
                 && family
                     .help
@@ -1161,7 +1194,7 @@ impl Cache {
         let mut id = self.field(group, F_FIRST);
         while id != NIL {
             let next = self.field(id, F_NEXT);
-            if family.is_none_or(|f| self.key(self.field(id, F_FAMILY)) == f) {
+            if family.is_none_or(|f| bytes::eq(self.key(self.field(id, F_FAMILY)), f)) {
                 self.remove_series(id);
                 removed += 1;
             }
@@ -1176,7 +1209,7 @@ impl Cache {
     pub fn group_mark_stale(&mut self, group: u32, family: Option<&[u8]>) {
         let mut id = self.field(group, F_FIRST);
         while id != NIL {
-            if family.is_none_or(|f| self.key(self.field(id, F_FAMILY)) == f) {
+            if family.is_none_or(|f| bytes::eq(self.key(self.field(id, F_FAMILY)), f)) {
                 let off = self.off(id);
                 self.mem[off + F_FLAGS] |= FLAG_STALE;
             }
@@ -1228,37 +1261,46 @@ impl Cache {
         value: f64,
         now: u64,
     ) -> Result<(), CacheError> {
-        self.group_set_with(group, family, key, value, now, Write::replace(0))
+        self.group_set_with(group, family, key, None, value, now, Write::replace(0))
     }
 
     /// Like [`Cache::group_set`], adding or marking for drain as `w` says
-    /// (its TTL is the group's).
+    /// (its TTL is the group's); `found` is the series' [`Cache::lookup`]
+    /// if the caller made one.
     ///
     /// # Errors
     /// As [`Cache::group_set`].
+    #[allow(clippy::too_many_arguments)]
     pub fn group_set_with(
         &mut self,
         group: u32,
         family: &Family,
         key: &[u8],
+        found: Option<Lookup>,
         value: f64,
         now: u64,
         w: Write,
     ) -> Result<(), CacheError> {
         let class = self.u8_at(self.off(group) + F_TYPE);
-        self.set_owned(group, family, key, value, now, w, class)
+        self.set_owned(group, family, key, found, value, now, w, class)
     }
 
-    /// Whether series `key` exists and belongs to someone other than the
-    /// group `labels` (which may not exist yet).
-    pub fn owned_by_other(&self, key: &[u8], labels: &[u8]) -> bool {
-        match self.find(KIND_SERIES, key, hash(key)) {
-            None => false,
-            Some(id) => {
-                let owner = self.field(id, F_OWNER);
-                owner == NIL || self.key(owner) != labels
-            }
+    /// Looks series `key` up, for [`Cache::owned_by_other`] and a later
+    /// [`Cache::group_set_with`].
+    pub fn lookup(&self, key: &[u8]) -> Lookup {
+        let hash = hash(key);
+        let id = self.find(KIND_SERIES, key, hash).unwrap_or(NIL);
+        Lookup { hash, id }
+    }
+
+    /// Whether the series `found` existed and belongs to someone other than
+    /// the group `labels` (which may not exist yet).
+    pub fn owned_by_other(&self, found: Lookup, labels: &[u8]) -> bool {
+        if found.id == NIL {
+            return false;
         }
+        let owner = self.field(found.id, F_OWNER);
+        owner == NIL || !bytes::eq(self.key(owner), labels)
     }
 
     /// Ends a push: the group lives `ttl_ms` from `now`, pushed at

@@ -15,6 +15,7 @@ use std::fmt;
 use nom::IResult;
 use nom::bytes::complete::take_while;
 
+use crate::bytes;
 use crate::limits::{LINE_MAX_BYTES, MAX_LABELS};
 
 /// The metric types of `# TYPE` lines.
@@ -246,11 +247,16 @@ fn is_blank_byte(b: u8) -> bool {
 // boundaries, so slicing the `&str` at them is sound.
 
 fn blanks(i: &str) -> &str {
-    &i[span(i.as_bytes(), is_blank_byte)..]
+    // Most calls find none: spare them the scan.
+    match i.as_bytes().first() {
+        Some(&b) if is_blank_byte(b) => &i[span(i.as_bytes(), is_blank_byte)..],
+        _ => i,
+    }
 }
 
 /// Length of the run of bytes matching `pred` at the start of `b`.
-fn span(b: &[u8], pred: fn(u8) -> bool) -> usize {
+#[inline]
+fn span(b: &[u8], pred: impl Fn(u8) -> bool) -> usize {
     take_while::<_, &[u8], ()>(pred)(b).map_or(0, |(_, run)| run.len())
 }
 
@@ -276,28 +282,13 @@ const CLASSES: [u8; 256] = {
     t
 };
 
-fn is_name_start(c: u8) -> bool {
-    CLASSES[usize::from(c)] & (START | COLON) != 0
-}
-
-fn is_name_char(c: u8) -> bool {
-    CLASSES[usize::from(c)] & (CHAR | COLON) != 0
-}
-
-fn is_label_start(c: u8) -> bool {
-    CLASSES[usize::from(c)] & START != 0
-}
-
-fn is_label_char(c: u8) -> bool {
-    CLASSES[usize::from(c)] & CHAR != 0
-}
-
-/// A name made of a `start` byte and `rest` bytes; `(rest of i, name)`.
-fn name(i: &str, start: fn(u8) -> bool, rest: fn(u8) -> bool) -> IResult<&str, &str, ()> {
+/// A name: a byte of class `start`, then bytes of class `rest`;
+/// `(rest of i, name)`.
+fn name(i: &str, start: u8, rest: u8) -> IResult<&str, &str, ()> {
     let b = i.as_bytes();
     match b.first() {
-        Some(&c) if start(c) => {
-            let n = 1 + span(&b[1..], rest);
+        Some(&c) if CLASSES[usize::from(c)] & start != 0 => {
+            let n = 1 + span(&b[1..], |c| CLASSES[usize::from(c)] & rest != 0);
             Ok((&i[n..], &i[..n]))
         }
         _ => Err(nom::Err::Error(())),
@@ -305,11 +296,11 @@ fn name(i: &str, start: fn(u8) -> bool, rest: fn(u8) -> bool) -> IResult<&str, &
 }
 
 fn metric_name(i: &str) -> IResult<&str, &str, ()> {
-    name(i, is_name_start, is_name_char)
+    name(i, START | COLON, CHAR | COLON)
 }
 
 fn label_name(i: &str) -> IResult<&str, &str, ()> {
-    name(i, is_label_start, is_label_char)
+    name(i, START, CHAR)
 }
 
 /// A label value after its opening quote: returns what follows the closing
@@ -348,7 +339,31 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
     if line.len() > LINE_MAX_BYTES {
         return Err(LineError::TooLong);
     }
-    let line = std::str::from_utf8(line).map_err(|_| LineError::NotUtf8)?;
+    parse_text(std::str::from_utf8(line).map_err(|_| LineError::NotUtf8)?)
+}
+
+/// The lines of `body` (split at `\n`), parsed. A valid UTF-8 body is
+/// checked once as a whole; otherwise line by line, so that the error
+/// names the line.
+pub fn parse_lines(body: &[u8]) -> impl Iterator<Item = Result<Line<'_>, LineError>> {
+    let (text, raw) = match std::str::from_utf8(body) {
+        Ok(text) => (Some(text.split('\n')), None),
+        Err(_) => (None, Some(body.split(|&b| b == b'\n'))),
+    };
+    let text = text.into_iter().flatten().map(parse_text);
+    text.chain(raw.into_iter().flatten().map(parse_line))
+}
+
+/// [`parse_line`] for text already known to be UTF-8: a caller holding
+/// many lines validates them in one pass, several times faster than line
+/// by line.
+///
+/// # Errors
+/// As [`parse_line`].
+pub fn parse_text(line: &str) -> Result<Line<'_>, LineError> {
+    if line.len() > LINE_MAX_BYTES {
+        return Err(LineError::TooLong);
+    }
     let b = line.as_bytes();
     let mut end = b.len();
     while end > 0 && (is_blank_byte(b[end - 1]) || b[end - 1] == b'\r') {
@@ -409,9 +424,9 @@ fn parse_sample(line: &str) -> Result<Sample<'_>, LineError> {
         value: 0.0,
     };
     let mut rest = blanks(rest);
-    if let Some(after) = rest.strip_prefix('{') {
+    if rest.as_bytes().first() == Some(&b'{') {
         let compact_start = rest.len() == line.len() - name.len();
-        rest = parse_labels(after, &mut sample)?;
+        rest = parse_labels(&rest[1..], &mut sample)?;
         let key_len = line.len() - rest.len();
         sample.canonical = (compact_start && sample.canonical.is_some() && sample.label_count > 0)
             .then(|| &line[..key_len]);
@@ -444,16 +459,18 @@ fn parse_labels<'a>(mut i: &'a str, sample: &mut Sample<'a>) -> Result<&'a str, 
     // Whether the text is already the canonical key: no blanks, no
     // trailing comma, names in order.
     let mut compact = true;
+    // Whether the names so far are strictly ascending.
+    let mut sorted = true;
     let mut after_comma = false;
     loop {
         let trimmed = blanks(i);
         compact &= trimmed.len() == i.len();
         i = trimmed;
-        if let Some(rest) = i.strip_prefix('}') {
+        if i.as_bytes().first() == Some(&b'}') {
             if !compact || after_comma {
                 sample.canonical = None;
             }
-            return Ok(rest);
+            return Ok(&i[1..]);
         }
         let (rest, name) = label_name(i).map_err(|_| {
             if i.is_empty() {
@@ -462,20 +479,35 @@ fn parse_labels<'a>(mut i: &'a str, sample: &mut Sample<'a>) -> Result<&'a str, 
                 LineError::LabelName
             }
         })?;
-        let rest = blanks(rest)
-            .strip_prefix('=')
-            .map(blanks)
-            .and_then(|r| r.strip_prefix('"'))
-            .ok_or(LineError::LabelSyntax)?;
+        let rest = match rest.as_bytes() {
+            // The compact form `name="`, as client libraries write it.
+            [b'=', b'"', ..] => &rest[2..],
+            _ => blanks(rest)
+                .strip_prefix('=')
+                .map(blanks)
+                .and_then(|r| r.strip_prefix('"'))
+                .ok_or(LineError::LabelSyntax)?,
+        };
         compact &= rest.len() + name.len() + 2 == i.len();
         let (rest, value) = label_value(rest)?;
-        if (0..sample.label_count).any(|j| sample.label_bytes(j).0 == name.as_bytes()) {
-            return Err(LineError::DuplicateLabel);
+        let name_bytes = name.as_bytes();
+        if sample.label_count > 0 {
+            let previous = sample.label_bytes(sample.label_count - 1).0;
+            match bytes::cmp(previous, name_bytes) {
+                // Names in order so far: a repeat would be the previous one.
+                std::cmp::Ordering::Less if sorted => {}
+                std::cmp::Ordering::Equal => return Err(LineError::DuplicateLabel),
+                order => {
+                    sorted &= order.is_lt();
+                    if (0..sample.label_count)
+                        .any(|j| bytes::eq(sample.label_bytes(j).0, name_bytes))
+                    {
+                        return Err(LineError::DuplicateLabel);
+                    }
+                }
+            }
         }
-        if sample.label_count > 0 && sample.label_bytes(sample.label_count - 1).0 > name.as_bytes()
-        {
-            compact = false;
-        }
+        compact &= sorted;
         if sample.label_count == MAX_LABELS {
             return Err(LineError::TooManyLabels);
         }
@@ -501,8 +533,19 @@ fn parse_labels<'a>(mut i: &'a str, sample: &mut Sample<'a>) -> Result<&'a str, 
 pub fn parse_value(token: &str) -> Result<f64, LineError> {
     // Most values are small integers: no need for the float parser.
     let b = token.as_bytes();
-    if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
-        return Ok(b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')) as f64);
+    if !b.is_empty() && b.len() <= 15 {
+        let mut n = 0u64;
+        let mut digits = true;
+        for &d in b {
+            if !d.is_ascii_digit() {
+                digits = false;
+                break;
+            }
+            n = n * 10 + u64::from(d - b'0');
+        }
+        if digits {
+            return Ok(n as f64);
+        }
     }
     let plausible = token
         .bytes()

@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+use crate::bytes;
 use crate::cache::{Cache, CacheError, Family, Write};
 use crate::exposition::{self, Label, Line, LineError, MetricType, Sample};
 use crate::limits::{LINE_MAX_BYTES, MAX_LABELS};
@@ -95,13 +96,7 @@ pub struct StreamContext {
 }
 
 impl StreamContext {
-    /// Remembers a HELP or TYPE line; passes every line on.
-    pub fn observe<'a>(&mut self, line: Line<'a>) -> Line<'a> {
-        self.note(&line);
-        line
-    }
-
-    /// Remembers a HELP or TYPE line (without moving the line).
+    /// Remembers a HELP or TYPE line.
     pub fn note(&mut self, line: &Line) {
         match line {
             Line::Help { name, text } => {
@@ -180,9 +175,18 @@ pub fn apply_line_with(
 ) -> Result<(), IngestError> {
     let parsed = exposition::parse_line(line)?;
     ctx.note(&parsed);
-    match parsed {
+    // Matched by reference: a sample is a few hundred bytes, not worth a
+    // copy per line.
+    match &parsed {
         Line::Sample(sample) => {
-            write_key(&sample, &[], &[], key);
+            // A key written in canonical form is used as it is.
+            let key: &[u8] = match sample.canonical_key() {
+                Some(canonical) => canonical.as_bytes(),
+                None => {
+                    write_key(sample, &[], &[], key);
+                    key
+                }
+            };
             let w = Write {
                 ttl_ms: ctx.ttl_ms.unwrap_or(opts.ttl_ms),
                 drain: opts.drain,
@@ -194,7 +198,7 @@ pub fn apply_line_with(
                 return Ok(());
             }
             let family = resolve_family(cache, ctx, sample.name)?;
-            check_bounds(&family, &sample)?;
+            check_bounds(&family, sample)?;
             cache.set_with(&family, key, sample.value, now, w)?;
             Ok(())
         }
@@ -299,13 +303,11 @@ pub fn write_key(sample: &Sample, overrides: &[Label], defaults: &[Label], key: 
         key.extend_from_slice(canonical.as_bytes());
         return;
     }
-    let mut own = [EMPTY; MAX_LABELS];
-    for (i, slot) in own.iter_mut().enumerate().take(sample.label_count()) {
-        *slot = sample.label_bytes(i);
-    }
+    let own = |i: usize| sample.label_bytes(i);
     write_key_from(
         sample.name,
-        &own[..sample.label_count()],
+        sample.label_count(),
+        own,
         overrides,
         defaults,
         key,
@@ -320,64 +322,84 @@ pub fn write_key_parts(
     defaults: &[Label],
     key: &mut Vec<u8>,
 ) {
-    let mut own = [EMPTY; MAX_LABELS * 2];
-    let n = sample_labels.len().min(own.len());
-    for (slot, (name, value)) in own.iter_mut().zip(sample_labels) {
-        *slot = (name.as_bytes(), value.as_bytes());
-    }
-    write_key_from(name, &own[..n], overrides, defaults, key);
+    let own = |i: usize| label_bytes(&sample_labels[i]);
+    write_key_from(name, sample_labels.len(), own, overrides, defaults, key);
 }
 
 /// A label as bytes: name and escaped value.
 type LabelBytes<'a> = (&'a [u8], &'a [u8]);
 
-const EMPTY: LabelBytes<'static> = (&[], &[]);
+fn label_bytes<'a>((name, value): &Label<'a>) -> LabelBytes<'a> {
+    (name.as_bytes(), value.as_bytes())
+}
+
+/// Where a label of a key comes from: the sample's own label `i`, override
+/// `i` or default `i`. Small, so that the list of a key's labels costs a
+/// few hundred bytes of stack to set up, not kilobytes.
+#[derive(Clone, Copy)]
+enum Pick {
+    Own(u8),
+    Override(u8),
+    Default(u8),
+}
+
+/// Most labels a key is built from; more are dropped (a sample has at most
+/// [`MAX_LABELS`], and grouping labels are as bounded); indexes fit a `u8`.
+const MAX_KEY_LABELS: usize = MAX_LABELS * 2;
 
 fn write_key_from<'a>(
     name: &str,
-    own: &[LabelBytes<'a>],
+    own_count: usize,
+    own: impl Fn(usize) -> LabelBytes<'a>,
     overrides: &[Label<'a>],
     defaults: &[Label<'a>],
     key: &mut Vec<u8>,
 ) {
-    let overridden = |name: &[u8]| overrides.iter().any(|(n, _)| n.as_bytes() == name);
-    let mut labels = [EMPTY; MAX_LABELS * 2];
+    let label = |p: Pick| match p {
+        Pick::Own(i) => own(usize::from(i)),
+        Pick::Override(i) => label_bytes(&overrides[usize::from(i)]),
+        Pick::Default(i) => label_bytes(&defaults[usize::from(i)]),
+    };
+    let overridden = |n: &[u8]| overrides.iter().any(|(o, _)| bytes::eq(o.as_bytes(), n));
+    let mut picks = [Pick::Own(0); MAX_KEY_LABELS];
     let mut n = 0;
-    fn bytes<'a>((name, value): &Label<'a>) -> LabelBytes<'a> {
-        (name.as_bytes(), value.as_bytes())
-    }
-    let chosen = overrides
-        .iter()
-        .map(bytes)
-        .chain(own.iter().copied().filter(|(name, _)| !overridden(name)))
-        .chain(
-            defaults
-                .iter()
-                .map(bytes)
-                .filter(|(name, _)| !overridden(name) && !own.iter().any(|(n, _)| n == name)),
-        );
-    for label in chosen {
-        if n < labels.len() {
-            labels[n] = label;
+    let mut pick = |p: Pick| {
+        if n < picks.len() {
+            picks[n] = p;
             n += 1;
         }
+    };
+    for i in 0..overrides.len().min(MAX_KEY_LABELS) {
+        pick(Pick::Override(i as u8));
     }
-    let labels = &mut labels[..n];
+    for i in 0..own_count.min(MAX_KEY_LABELS) {
+        if !overridden(own(i).0) {
+            pick(Pick::Own(i as u8));
+        }
+    }
+    for (i, (d, _)) in defaults.iter().enumerate().take(MAX_KEY_LABELS) {
+        let d = d.as_bytes();
+        if !overridden(d) && !(0..own_count).any(|j| bytes::eq(own(j).0, d)) {
+            pick(Pick::Default(i as u8));
+        }
+    }
+    let picks = &mut picks[..n];
     // Insertion sort: label lists are short and often already in order.
-    for i in 1..labels.len() {
+    for i in 1..picks.len() {
         let mut j = i;
-        while j > 0 && labels[j - 1].0 > labels[j].0 {
-            labels.swap(j - 1, j);
+        while j > 0 && bytes::cmp(label(picks[j - 1]).0, label(picks[j]).0).is_gt() {
+            picks.swap(j - 1, j);
             j -= 1;
         }
     }
     key.clear();
     key.extend_from_slice(name.as_bytes());
-    if labels.is_empty() {
+    if picks.is_empty() {
         return;
     }
     key.push(b'{');
-    for (i, (name, value)) in labels.iter().enumerate() {
+    for (i, &p) in picks.iter().enumerate() {
+        let (name, value) = label(p);
         if i > 0 {
             key.push(b',');
         }

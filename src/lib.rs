@@ -20,8 +20,10 @@
 //! * [`render`]: the `/metrics` page.
 //! * [`self_metrics`]: the gateway's own counters and their families.
 //! * [`warn_limit`]: rate-limited warnings about bad input.
+//! * [`bytes`]: word-at-a-time byte string comparisons for the hot paths.
 #![deny(unsafe_code)]
 
+pub mod bytes;
 pub mod cache;
 pub mod config;
 pub mod conn;

@@ -20,7 +20,8 @@
 
 use std::fmt;
 
-use crate::cache::{Cache, CacheError, Family, HEADER_BYTES, ID_BYTES, Write};
+use crate::bytes;
+use crate::cache::{Cache, CacheError, Family, HEADER_BYTES, ID_BYTES, Lookup, Write};
 use crate::exposition::MetricType;
 use crate::exposition::{self, Label, Line};
 use crate::ingest::{self, IngestError, StreamContext};
@@ -57,6 +58,8 @@ pub struct Scratch {
 /// One checked sample, ready to apply.
 struct Entry {
     key: (usize, usize),
+    /// The check's lookup, which spares the write a second search.
+    found: Lookup,
     value: f64,
     family: usize,
     add: bool,
@@ -93,7 +96,7 @@ impl FamilyEntry {
     }
 
     fn is(&self, text: &[u8], f: &Family) -> bool {
-        let same = |r: (usize, usize), s: &str| &text[r.0..r.1] == s.as_bytes();
+        let same = |r: (usize, usize), s: &str| bytes::eq(&text[r.0..r.1], s.as_bytes());
         self.kind == f.kind
             && same(self.name, f.name)
             && match (self.help, f.help) {
@@ -684,13 +687,17 @@ fn push(
     s.fams.clear();
     s.fam_text.clear();
     let mut needed = 0;
-    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+    // The family of the last line when it was a sample (its kind and the
+    // length of its name, a prefix of the sample name): a following sample
+    // of the same name, with no TYPE or HELP line between, has it too.
+    let mut last: Option<(&str, MetricType, usize)> = None;
+    for (i, parsed) in exposition::parse_lines(body).enumerate() {
         let line_no = i as u64 + 1;
         let fail = |error: IngestError| PushError::Line {
             line: line_no,
             error,
         };
-        let parsed = exposition::parse_line(line).map_err(|e| fail(e.into()))?;
+        let parsed = parsed.map_err(|e| fail(e.into()))?;
         if let Line::Type { name, kind } = &parsed {
             if listed(&s.declared, name) {
                 return Err(PushError::DuplicateType { line: line_no });
@@ -707,18 +714,39 @@ fn push(
                 return Err(PushError::TypeConflict { line: line_no });
             }
         }
-        let Line::Sample(sample) = s.ctx.observe(parsed) else {
+        s.ctx.note(&parsed);
+        let Line::Sample(sample) = &parsed else {
+            last = None;
             continue;
         };
-        let family = ingest::resolve_family(cache, &s.ctx, sample.name).map_err(fail)?;
-        ingest::check_bounds(&family, &sample).map_err(fail)?;
-        // A family this body declared is only joined under its TYPE line.
-        if listed(&s.declared, family.name) && !s.ctx.declares(family.name, family.kind) {
-            return Err(PushError::TypeConflict { line: line_no });
-        }
+        let (kind, name_len) = match last {
+            Some((name, kind, len)) if bytes::eq(name.as_bytes(), sample.name.as_bytes()) => {
+                let family = Family {
+                    name: &sample.name[..len],
+                    kind,
+                    help: None,
+                };
+                ingest::check_bounds(&family, sample).map_err(fail)?;
+                (kind, len)
+            }
+            _ => {
+                let family = ingest::resolve_family(cache, &s.ctx, sample.name).map_err(fail)?;
+                ingest::check_bounds(&family, sample).map_err(fail)?;
+                // A family this body declared is only joined under its TYPE line.
+                if listed(&s.declared, family.name) && !s.ctx.declares(family.name, family.kind) {
+                    return Err(PushError::TypeConflict { line: line_no });
+                }
+                if s.fams.last().is_none_or(|f| !f.is(&s.fam_text, &family)) {
+                    needed += add_family(&mut s.families, &mut s.fams, &mut s.fam_text, &family);
+                }
+                (family.kind, family.name.len())
+            }
+        };
+        last = Some((sample.name, kind, name_len));
         let key_start = s.keys.len();
-        ingest::write_key(&sample, labels, defaults, &mut s.key);
-        if cache.owned_by_other(&s.key, &s.group) {
+        ingest::write_key(sample, labels, defaults, &mut s.key);
+        let found = cache.lookup(&s.key);
+        if cache.owned_by_other(found, &s.group) {
             return Err(fail(IngestError::Cache(CacheError::Owned)));
         }
         s.keys.extend_from_slice(&s.key);
@@ -728,30 +756,13 @@ fn push(
         if needed > cache.push_room() {
             return Err(PushError::TooLarge);
         }
-        let new_family = s.fams.last().is_none_or(|f| !f.is(&s.fam_text, &family));
-        if new_family {
-            if !listed(&s.families, family.name) {
-                // Counted even when the family exists: making room may
-                // evict its last series and the family with it, and a new
-                // HELP text moves it (old and new side by side for a time).
-                let size = record_bytes(family.name.len() + family.help.map_or(0, str::len));
-                needed += if family.help.is_some() {
-                    2 * size
-                } else {
-                    size
-                };
-                s.families.extend_from_slice(family.name.as_bytes());
-                s.families.push(b'\n');
-            }
-            let fam = FamilyEntry::store(&mut s.fam_text, &family);
-            s.fams.push(fam);
-        }
         // Pass 2 applies from here, without parsing the body again.
         s.entries.push(Entry {
             key: (key_start, s.keys.len()),
+            found,
             value: sample.value,
             family: s.fams.len() - 1,
-            add: method == PushMethod::Patch && adds(family.kind, family.name, sample.name),
+            add: method == PushMethod::Patch && adds(kind, &sample.name[..name_len], sample.name),
         });
     }
     let group = cache.group_find(&s.group);
@@ -793,15 +804,23 @@ fn push(
             }
         }
     }
+    let mut family = None;
     for e in &s.entries {
-        let family = s.fams[e.family].family(&s.fam_text);
+        let family = match family {
+            Some((i, f)) if i == e.family => f,
+            _ => {
+                let f = s.fams[e.family].family(&s.fam_text);
+                family = Some((e.family, f));
+                f
+            }
+        };
         let w = Write {
             ttl_ms: req.ttl_ms,
             drain: req.drain,
             add: e.add,
         };
         let key = &s.keys[e.key.0..e.key.1];
-        if let Err(err) = cache.group_set_with(gid, &family, key, e.value, now, w) {
+        if let Err(err) = cache.group_set_with(gid, &family, key, Some(e.found), e.value, now, w) {
             log::error!("push to checked group failed: {err}");
         }
     }
@@ -809,6 +828,32 @@ fn push(
     cache.group_sweep(gid);
     cache.group_close(gid, now, req.ttl_ms, unix_now);
     Ok(())
+}
+
+/// Records a family the body pushes (a new one, or one with other HELP
+/// text than the family before); returns the bytes it may need.
+fn add_family(
+    families: &mut Vec<u8>,
+    fams: &mut Vec<FamilyEntry>,
+    fam_text: &mut Vec<u8>,
+    family: &Family,
+) -> usize {
+    let mut needed = 0;
+    if !listed(families, family.name) {
+        // Counted even when the family exists: making room may evict its
+        // last series and the family with it, and a new HELP text moves it
+        // (old and new side by side for a time).
+        let size = record_bytes(family.name.len() + family.help.map_or(0, str::len));
+        needed = if family.help.is_some() {
+            2 * size
+        } else {
+            size
+        };
+        families.extend_from_slice(family.name.as_bytes());
+        families.push(b'\n');
+    }
+    fams.push(FamilyEntry::store(fam_text, family));
+    needed
 }
 
 /// Whether a PATCH adds this sample to the stored value (counters,
