@@ -16,7 +16,11 @@
 //! Per connection: a request buffer of [`REQUEST_HEAD_MAX_BYTES`] (HTTP), a
 //! carry buffer of at most [`LINE_MAX_BYTES`] and a HELP context of at most
 //! one line (stream), queued replies of at most [`REPLY_MAX_BYTES`]. Pages
-//! are shared with the renderer, not copied.
+//! are shared with the renderer, not copied; a scrape's response head and
+//! its copy of the gateway's own metrics (at most
+//! [`SELF_METRICS_MAX_BYTES`](crate::limits::SELF_METRICS_MAX_BYTES)) stay
+//! in the connection's output buffer, whose room the next keep-alive scrape
+//! reuses.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::rc::Rc;
@@ -111,13 +115,20 @@ impl Socket {
     }
 }
 
-/// Output waiting to be written: a head (or stream replies) and a page.
+/// Output waiting to be written: a head (or stream replies), a page and a
+/// tail (the gateway's own metrics), sent in that order.
 #[derive(Default)]
 struct Outbox {
+    /// The head, then the tail: the tail is copied here because it is
+    /// rendered again for the next scrape while this one may still be
+    /// sending.
     bytes: Vec<u8>,
-    bytes_sent: usize,
+    /// How many bytes at the end of `bytes` are the tail. Anything appended
+    /// while it is 0 (stream replies, text responses) is head.
+    tail_len: usize,
     page: Option<Rc<Vec<u8>>>,
-    page_sent: usize,
+    /// Bytes written of head, page and tail taken as one sequence.
+    sent: usize,
     /// The page being sent holds drain-on-scrape series under this id.
     drain_page: u32,
     /// A drain page that has just been sent whole.
@@ -126,34 +137,43 @@ struct Outbox {
 
 impl Outbox {
     fn is_empty(&self) -> bool {
-        self.bytes_sent == self.bytes.len() && self.page.is_none()
+        self.sent == self.bytes.len() && self.page.is_none()
     }
 
     /// Writes until done or `WouldBlock`; `Ok(true)` when all is sent.
-    fn flush(&mut self, socket: &mut Socket) -> io::Result<bool> {
+    fn flush(&mut self, socket: &mut impl Write) -> io::Result<bool> {
         loop {
-            let head = &self.bytes[self.bytes_sent..];
-            let page = self
-                .page
-                .as_deref()
-                .map_or(&[][..], |p| &p[self.page_sent..]);
-            if head.is_empty() && page.is_empty() {
+            let (head, tail) = self
+                .bytes
+                .split_at(self.bytes.len().saturating_sub(self.tail_len));
+            let page = self.page.as_deref().map_or(&[][..], |p| &p[..]);
+            let mut unsent = [IoSlice::new(&[]); 3];
+            let mut count = 0;
+            let mut skip = self.sent;
+            for part in [head, page, tail] {
+                if skip >= part.len() {
+                    skip -= part.len();
+                } else {
+                    unsent[count] = IoSlice::new(&part[skip..]);
+                    count += 1;
+                    skip = 0;
+                }
+            }
+            if count == 0 {
+                // A drain page counts only once the scraper has had all of
+                // the response, tail included.
                 if self.drain_page != 0 {
                     self.delivered = std::mem::take(&mut self.drain_page);
                 }
                 self.bytes.clear();
-                self.bytes_sent = 0;
+                self.tail_len = 0;
                 self.page = None;
-                self.page_sent = 0;
+                self.sent = 0;
                 return Ok(true);
             }
-            match socket.write_vectored(&[IoSlice::new(head), IoSlice::new(page)]) {
+            match socket.write_vectored(&unsent[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    let from_head = n.min(head.len());
-                    self.bytes_sent += from_head;
-                    self.page_sent += n - from_head;
-                }
+                Ok(n) => self.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
@@ -793,21 +813,25 @@ fn respond(
     match body {
         Body::Page => {
             ctx.stats.scrapes += 1;
-            let (cache, stats, with_self) = (&*ctx.cache, &*ctx.stats, ctx.self_metrics);
-            let page = ctx.renderer.render(cache, |out| {
-                if with_self {
-                    self_metrics::write(out, stats, cache);
-                }
-            });
+            let (cache, stats) = (&*ctx.cache, &*ctx.stats);
+            let page = ctx.renderer.page(cache);
+            let tail = if ctx.self_metrics {
+                ctx.renderer
+                    .tail(|out| self_metrics::write(out, stats, cache))
+            } else {
+                &[]
+            };
             http::write_head(
                 &mut out.bytes,
                 status,
                 http::METRICS_CONTENT_TYPE,
-                page.len(),
+                page.len() + tail.len(),
                 keep_alive,
                 allow,
             );
             if !head_only {
+                out.bytes.extend_from_slice(tail);
+                out.tail_len = tail.len();
                 out.page = Some(page);
                 let id = *ctx.next_page;
                 if ctx.cache.mark_scraped(ctx.renderer.order(), id) {
@@ -954,5 +978,155 @@ impl StreamState {
         } else {
             ctx.stats.reply_bytes_dropped += len as u64;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that takes what its plan says, one step per write: `Some(n)`
+    /// takes up to `n` bytes (across slices), `None` would block. Past the
+    /// plan it takes everything.
+    struct Peer {
+        got: Vec<u8>,
+        plan: std::vec::IntoIter<Option<usize>>,
+        interrupt_next: bool,
+    }
+
+    impl Peer {
+        fn new(plan: Vec<Option<usize>>) -> Peer {
+            Peer {
+                got: Vec::new(),
+                plan: plan.into_iter(),
+                interrupt_next: false,
+            }
+        }
+    }
+
+    impl Write for Peer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            assert!(bufs.iter().all(|b| !b.is_empty()), "empty slice written");
+            if std::mem::take(&mut self.interrupt_next) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let mut room = match self.plan.next() {
+                Some(None) => return Err(io::ErrorKind::WouldBlock.into()),
+                Some(Some(n)) => n,
+                None => usize::MAX,
+            };
+            let before = self.got.len();
+            for b in bufs {
+                let n = room.min(b.len());
+                self.got.extend_from_slice(&b[..n]);
+                room -= n;
+            }
+            Ok(self.got.len() - before)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A page response queued as `respond` queues it.
+    fn queued(head: &[u8], page: Option<&[u8]>, tail: &[u8]) -> Outbox {
+        let mut out = Outbox::default();
+        out.bytes.extend_from_slice(head);
+        out.bytes.extend_from_slice(tail);
+        out.tail_len = tail.len();
+        out.page = page.map(|p| Rc::new(p.to_vec()));
+        out.drain_page = 5;
+        out
+    }
+
+    /// Flushes until done, checking that nothing counts as delivered early.
+    fn flush_all(out: &mut Outbox, peer: &mut Peer) {
+        for _ in 0..100 {
+            match out.flush(peer) {
+                Ok(true) => return,
+                Ok(false) => {
+                    assert_eq!(out.delivered, 0, "delivered before the end");
+                    assert!(!out.is_empty());
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("never finished");
+    }
+
+    #[test]
+    fn every_split_of_head_page_and_tail_arrives_whole_and_in_order() {
+        // Head, page (none for HEAD), tail.
+        type Response<'a> = (&'a [u8], Option<&'a [u8]>, &'a [u8]);
+        let cases: [Response; 5] = [
+            (b"HEAD\r\n", Some(b"page\n"), b"tail\n"),
+            (b"HEAD\r\n", Some(b""), b"tail\n"),
+            (b"HEAD\r\n", Some(b"page\n"), b""),
+            (b"HEAD\r\n", Some(b""), b""),
+            (b"HEAD\r\n", None, b""),
+        ];
+        for (head, page, tail) in cases {
+            let whole = [head, page.unwrap_or_default(), tail].concat();
+            for first in 0..=whole.len() {
+                for second in first..=whole.len() {
+                    // Ok(0) would mean a dead peer: only non-empty writes.
+                    let plan = [first, second - first, 1]
+                        .into_iter()
+                        .filter(|&n| n > 0)
+                        .flat_map(|n| [Some(n), None])
+                        .collect();
+                    let mut out = queued(head, page, tail);
+                    let mut peer = Peer::new(plan);
+                    peer.interrupt_next = second % 2 == 0;
+                    flush_all(&mut out, &mut peer);
+                    let at = format!("{whole:?} split at {first}, {second}");
+                    assert_eq!(peer.got, whole, "{at}");
+                    assert_eq!(out.delivered, 5, "{at}");
+                    assert!(out.is_empty() && out.bytes.is_empty() && out.tail_len == 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_trickling_peer_gets_everything_and_the_outbox_is_reused() {
+        let mut out = queued(b"head ", Some(b"the page "), b"the tail");
+        for step in 1..=4 {
+            let mut peer = Peer::new(vec![Some(step); 64]);
+            flush_all(&mut out, &mut peer);
+            assert_eq!(peer.got, b"head the page the tail");
+            // The next response of a keep-alive connection, no tail.
+            out.bytes.extend_from_slice(b"head ");
+            out.page = Some(Rc::new(b"the page ".to_vec()));
+            let mut peer = Peer::new(vec![Some(step); 64]);
+            flush_all(&mut out, &mut peer);
+            assert_eq!(peer.got, b"head the page ");
+            out = queued(b"head ", Some(b"the page "), b"the tail");
+        }
+    }
+
+    #[test]
+    fn stream_replies_queued_while_sending_go_out_after_the_rest() {
+        let mut out = Outbox::default();
+        out.bytes.extend_from_slice(b"error: line 1\n");
+        let mut peer = Peer::new(vec![Some(3), None]);
+        assert!(!out.flush(&mut peer).unwrap());
+        out.bytes.extend_from_slice(b"error: line 2\n");
+        flush_all(&mut out, &mut peer);
+        assert_eq!(peer.got, b"error: line 1\nerror: line 2\n");
+        assert_eq!(out.delivered, 0);
+    }
+
+    #[test]
+    fn a_peer_that_stops_taking_bytes_fails_the_page() {
+        let mut out = queued(b"head", Some(b"page"), b"tail");
+        let mut peer = Peer::new(vec![Some(6), Some(0)]);
+        let e = out.flush(&mut peer).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WriteZero);
+        assert_eq!((out.delivered, out.drain_page), (0, 5));
+        assert!(!out.is_empty());
     }
 }

@@ -8,11 +8,19 @@
 //! them as they are.
 //!
 //! # Memory
-//! The page is written into one reused buffer (`Rc`, so a slow scraper can
-//! keep sending a page while a new one is rendered for the next scraper; a
-//! new buffer is made only then). The sort order is kept in a scratch vector
-//! reserved for the most series the budget can hold, and recomputed only
-//! when series are added or removed.
+//! The page is the cache's part of `/metrics` (the series families, then
+//! `push_time_seconds` and `push_failure_time_seconds`). It stays rendered
+//! in one buffer and is rendered again only when the cache's generation has
+//! moved, so a scrape between two writes copies nothing of it; the
+//! gateway's own metrics, which change with every scrape, are rendered
+//! apart into the tail for that reason. The page is an `Rc`: a slow scraper
+//! keeps sending the page it got while the next scraper gets the same one
+//! (no change) or a new buffer (the cache changed while the old one was
+//! held; the only case that allocates). The sort order is kept in a scratch
+//! vector reserved for the most series the budget can hold, and recomputed
+//! only when series are added or removed. The tail is one buffer reserved
+//! once for [`SELF_METRICS_MAX_BYTES`] and reused by every scrape, which
+//! copies it out, so it is never held across scrapes.
 
 use std::cmp::Ordering;
 use std::io::Write as _;
@@ -20,12 +28,17 @@ use std::rc::Rc;
 
 use crate::cache::Cache;
 use crate::exposition::MetricType;
+use crate::limits::SELF_METRICS_MAX_BYTES;
 
 pub struct Renderer {
     order: Vec<u32>,
     groups: Vec<u32>,
     order_layout: Option<u64>,
     page: Rc<Vec<u8>>,
+    /// The cache's (generation, layout) that `page` shows; `None` until the
+    /// first page.
+    page_shows: Option<(u64, u64)>,
+    tail: Vec<u8>,
 }
 
 impl Renderer {
@@ -36,6 +49,8 @@ impl Renderer {
             groups: Vec::with_capacity(cache.max_series()),
             order_layout: None,
             page: Rc::new(Vec::with_capacity(cache.capacity() * 2)),
+            page_shows: None,
+            tail: Vec::with_capacity(SELF_METRICS_MAX_BYTES),
         }
     }
 
@@ -44,9 +59,13 @@ impl Renderer {
         &self.order
     }
 
-    /// Renders the page; `extra` appends more families (the gateway's own
-    /// metrics) after the cache's.
-    pub fn render(&mut self, cache: &Cache, extra: impl FnOnce(&mut Vec<u8>)) -> Rc<Vec<u8>> {
+    /// The cache's families and push times, rendered again only if the
+    /// cache changed since the last call.
+    pub fn page(&mut self, cache: &Cache) -> Rc<Vec<u8>> {
+        let shows = Some((cache.generation(), cache.layout()));
+        if self.page_shows == shows {
+            return Rc::clone(&self.page);
+        }
         if self.order_layout != Some(cache.layout()) {
             self.order.clear();
             cache.series_ids(&mut self.order);
@@ -67,8 +86,31 @@ impl Renderer {
         out.clear();
         write_page(cache, &self.order, out);
         write_push_times(cache, &self.groups, out);
-        extra(out);
+        self.page_shows = shows;
         Rc::clone(&self.page)
+    }
+
+    /// What `write` renders (the gateway's own metrics, which go after the
+    /// page), in the buffer kept for it.
+    pub fn tail(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> &[u8] {
+        self.tail.clear();
+        write(&mut self.tail);
+        &self.tail
+    }
+
+    /// The page with what `extra` renders after it, in one buffer: for
+    /// callers that want the whole text (tests, tools). It copies the page
+    /// when `extra` writes anything; scrapes send [`Renderer::page`] and
+    /// [`Renderer::tail`] one after the other instead.
+    pub fn render(&mut self, cache: &Cache, extra: impl FnOnce(&mut Vec<u8>)) -> Rc<Vec<u8>> {
+        let page = self.page(cache);
+        if self.tail(extra).is_empty() {
+            return page;
+        }
+        let mut whole = Vec::with_capacity(page.len() + self.tail.len());
+        whole.extend_from_slice(&page);
+        whole.extend_from_slice(&self.tail);
+        Rc::new(whole)
     }
 }
 
@@ -253,7 +295,7 @@ impl<'a> Iterator for Labels<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::Family;
+    use crate::cache::{DRAIN_ATTEMPTS, Family, Write};
 
     fn value(v: f64) -> String {
         let mut out = Vec::new();
@@ -340,14 +382,150 @@ req_seconds_count{path=\"/b\"} 1
         };
         cache.set(&f, b"x", 1.0, 0, 1000).unwrap();
         let mut r = Renderer::new(&cache);
-        let held = r.render(&cache, |_| {});
+        let held = r.page(&cache);
         cache.set(&f, b"x", 2.0, 0, 1000).unwrap();
-        let fresh = r.render(&cache, |_| {});
+        let fresh = r.page(&cache);
         assert_eq!(&held[..], b"# TYPE x untyped\nx 1\n");
         assert_eq!(&fresh[..], b"# TYPE x untyped\nx 2\n");
         drop(held);
         drop(fresh);
-        let again = r.render(&cache, |_| {});
+        let again = r.page(&cache);
         assert_eq!(&again[..], b"# TYPE x untyped\nx 2\n");
+    }
+
+    fn gauge(name: &str) -> Family<'_> {
+        Family {
+            name,
+            kind: MetricType::Gauge,
+            help: None,
+        }
+    }
+
+    /// A cache with streamed series, a pushed group and a drain series.
+    fn filled() -> Cache {
+        let mut cache = Cache::new(16 * 1024);
+        cache.set(&gauge("a"), b"a{n=\"1\"}", 1.0, 0, 1000).unwrap();
+        cache.set(&gauge("a"), b"a{n=\"2\"}", 2.0, 0, 5000).unwrap();
+        cache.set(&gauge("b"), b"b", 3.0, 0, 5000).unwrap();
+        let drain = Write {
+            drain: true,
+            ..Write::replace(5000)
+        };
+        cache.set_with(&gauge("d"), b"d", 4.0, 0, drain).unwrap();
+        let g = cache.group_open(b"job=\"j\"", 0, 5000).unwrap();
+        cache
+            .group_set(g, &gauge("p"), b"p{job=\"j\"}", 5.0, 0)
+            .unwrap();
+        cache.group_close(g, 0, 5000, 100.0);
+        cache
+    }
+
+    #[test]
+    fn an_unchanged_cache_is_not_rendered_again() {
+        let mut cache = filled();
+        let mut r = Renderer::new(&cache);
+        let first = r.page(&cache);
+        // The tail and changes that do not show on the page leave it alone.
+        let _ = r.tail(|out| out.extend_from_slice(b"# tail\n"));
+        cache.expire(500);
+        assert!(cache.mark_scraped(r.order(), 7));
+        cache.drain_failed(7);
+        let second = r.page(&cache);
+        assert!(Rc::ptr_eq(&first, &second));
+        assert!(!second.ends_with(b"# tail\n"));
+    }
+
+    #[test]
+    fn every_change_on_the_page_renders_it_again() {
+        type Change = fn(&mut Cache);
+        let changes: [(&str, Change); 14] = [
+            ("value write", |c| {
+                c.set(&gauge("b"), b"b", 9.0, 0, 5000).unwrap()
+            }),
+            ("new series", |c| {
+                c.set(&gauge("c"), b"c", 1.0, 0, 5000).unwrap()
+            }),
+            ("expiry", |c| c.expire(1000)),
+            ("help", |c| {
+                let f = Family {
+                    help: Some("Now with help."),
+                    ..gauge("b")
+                };
+                c.set(&f, b"b", 3.0, 0, 5000).unwrap();
+            }),
+            ("type", |c| {
+                let f = Family {
+                    kind: MetricType::Counter,
+                    ..gauge("b")
+                };
+                c.set(&f, b"b", 3.0, 0, 5000).unwrap();
+            }),
+            ("push time", |c| {
+                let g = c.group_open(b"job=\"j\"", 0, 5000).unwrap();
+                c.group_close(g, 0, 5000, 200.0);
+            }),
+            ("push failure", |c| c.group_failed(b"job=\"j\"", 300.0)),
+            ("new group", |c| {
+                let g = c.group_open(b"job=\"k\"", 0, 5000).unwrap();
+                c.group_close(g, 0, 5000, 200.0);
+            }),
+            ("group push", |c| {
+                let g = c.group_open(b"job=\"j\"", 0, 5000).unwrap();
+                c.group_set(g, &gauge("p"), b"p{job=\"j\"}", 6.0, 0)
+                    .unwrap();
+                c.group_close(g, 0, 5000, 100.0);
+            }),
+            ("group delete", |c| assert!(c.group_delete(b"job=\"j\""))),
+            ("series delete", |c| {
+                assert_eq!(c.delete_family("a", |_| true), 2)
+            }),
+            ("drain delivered", |c| {
+                let mut ids = Vec::new();
+                c.series_ids(&mut ids);
+                assert!(c.mark_scraped(&ids, 3));
+                c.drain_delivered(3);
+            }),
+            ("drain failed", |c| {
+                let mut ids = Vec::new();
+                c.series_ids(&mut ids);
+                for page in 1..=DRAIN_ATTEMPTS {
+                    assert!(c.mark_scraped(&ids, u32::from(page)));
+                    c.drain_failed(u32::from(page));
+                }
+            }),
+            ("wipe", |c| assert_eq!(c.wipe(), 5)),
+        ];
+        for (what, change) in changes {
+            let mut cache = filled();
+            let mut r = Renderer::new(&cache);
+            let before = r.page(&cache);
+            change(&mut cache);
+            let after = r.page(&cache);
+            assert!(!Rc::ptr_eq(&before, &after), "{what}: not rendered again");
+            let fresh = Renderer::new(&cache).page(&cache);
+            assert_eq!(after, fresh, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_page_nobody_holds_is_rendered_again_in_place() {
+        let mut cache = filled();
+        let mut r = Renderer::new(&cache);
+        let buffer = r.page(&cache).as_ptr();
+        cache.set(&gauge("b"), b"b", 9.0, 0, 5000).unwrap();
+        let page = r.page(&cache);
+        assert_eq!(page.as_ptr(), buffer);
+        assert!(page.windows(4).any(|w| w == b"b 9\n"));
+    }
+
+    #[test]
+    fn the_tail_follows_the_page_in_render() {
+        let cache = filled();
+        let mut r = Renderer::new(&cache);
+        let page = r.page(&cache);
+        let whole = r.render(&cache, |out| out.extend_from_slice(b"# tail\n"));
+        assert_eq!(&whole[..page.len()], &page[..]);
+        assert_eq!(&whole[page.len()..], b"# tail\n");
+        assert!(Rc::ptr_eq(&r.render(&cache, |_| {}), &page));
     }
 }

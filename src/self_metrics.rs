@@ -226,6 +226,7 @@ fn sample_info(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::SELF_METRICS_MAX_BYTES;
 
     #[test]
     fn families_are_sorted_and_well_formed() {
@@ -253,5 +254,36 @@ mod tests {
                 "{line}"
             );
         }
+    }
+
+    #[test]
+    fn the_largest_counters_fit_the_reserved_bytes() {
+        let mut cache = Cache::new(4096);
+        let most = Stats {
+            lines_accepted: u64::MAX,
+            lines_rejected: [u64::MAX; REASONS.len()],
+            pushes_accepted: u64::MAX,
+            pushes_rejected: [u64::MAX; REASONS.len()],
+            deletes: u64::MAX,
+            scrapes: u64::MAX,
+            connections_accepted: u64::MAX,
+            connections_refused: u64::MAX,
+            connections_open: u64::MAX,
+            reply_bytes_dropped: u64::MAX,
+        };
+        cache.stats.evicted_ttl = u64::MAX;
+        cache.stats.evicted_budget = u64::MAX;
+        cache.stats.drained = u64::MAX;
+        cache.stats.drain_failed = u64::MAX;
+        let mut out = Vec::new();
+        write(&mut out, &most, &cache);
+        // The four values read from the cache (budget, bytes, groups,
+        // series) are short here; allow each its longest form.
+        let longest = "1.8446744073709552e19".len();
+        assert!(
+            out.len() + 4 * longest <= SELF_METRICS_MAX_BYTES,
+            "{}",
+            out.len()
+        );
     }
 }

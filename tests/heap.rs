@@ -1,7 +1,8 @@
 //! The heap does not grow with pushes: the cache's memory is reserved at
 //! start-up, and the whole gateway, run in-process with a counting global
 //! allocator, returns to the same heap after any amount of pushing,
-//! scraping, churn and bad input.
+//! scraping, churn and bad input. A scrape, once the renderer's buffers
+//! are warm, allocates nothing.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 use push_gateway::cache::{Cache, Family};
 use push_gateway::config::Config;
 use push_gateway::exposition::MetricType;
+use push_gateway::render::Renderer;
+use push_gateway::self_metrics::{self, Stats};
 
 struct Counting;
 
@@ -99,6 +102,41 @@ fn the_cache_never_allocates_after_start_up() {
     COUNT_LOCAL.with(|t| t.set(false));
     assert_eq!(after, before, "the cache allocated while storing");
     assert!(cache.stats.evicted_budget > 0);
+}
+
+#[test]
+fn scrapes_allocate_nothing_once_warm() {
+    let mut cache = Cache::new(64 * 1024);
+    let family = Family {
+        name: "warm",
+        kind: MetricType::Gauge,
+        help: Some("Warm."),
+    };
+    let key = |n: u64| format!("warm{{n=\"{n}\"}}").into_bytes();
+    let keys: Vec<Vec<u8>> = (0..100).map(key).collect();
+    for (n, k) in keys.iter().enumerate() {
+        cache.set(&family, k, n as f64, 0, 1000).unwrap();
+    }
+    let mut renderer = Renderer::new(&cache);
+    let mut stats = Stats::default();
+    let held = renderer.page(&cache);
+    let _ = renderer.tail(|out| self_metrics::write(out, &stats, &cache));
+    drop(held);
+    COUNT_LOCAL.with(|t| t.set(true));
+    let before = LOCAL_ALLOCATIONS.with(Cell::get);
+    for i in 0..1000u64 {
+        if i % 10 == 0 {
+            let k = &keys[(i / 10) as usize % keys.len()];
+            cache.set(&family, k, i as f64 / 3.0, 0, 1000).unwrap();
+        }
+        stats.scrapes += 1;
+        let page = renderer.page(&cache);
+        let tail = renderer.tail(|out| self_metrics::write(out, &stats, &cache));
+        assert!(!page.is_empty() && !tail.is_empty());
+    }
+    let after = LOCAL_ALLOCATIONS.with(Cell::get);
+    COUNT_LOCAL.with(|t| t.set(false));
+    assert_eq!(after, before, "a scrape allocated");
 }
 
 fn push(socket: &std::path::Path, text: &[u8]) {

@@ -240,3 +240,63 @@ fn metrics_on_the_push_socket_serve_the_same_page() {
     assert_eq!(status, 200);
     assert_eq!(body, gw.scrape());
 }
+
+#[test]
+fn a_slow_reader_gets_the_page_then_the_gateways_own_metrics() {
+    let gw = Gateway::start_full(&["--cache-bytes", "4MiB"]);
+    let series = 20_000;
+    let lines: String = (0..series)
+        .map(|i| format!("slow_page{{n=\"{i:05}\",pad=\"padding-padding-padding\"}} {i}\n"))
+        .collect();
+    gw.push(&lines);
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut bodies = Vec::new();
+    for _ in 0..2 {
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        // More than the socket buffers hold: the gateway sends the rest as
+        // room frees while we read.
+        std::thread::sleep(Duration::from_millis(300));
+        let (head, body) = read_response(&mut s, false);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        bodies.push(body);
+    }
+    let mut pages = Vec::new();
+    for body in &bodies {
+        let own = body.find("# HELP push_gateway_").expect("own metrics");
+        let (page, tail) = body.split_at(own);
+        assert_eq!(
+            page.lines().filter(|l| l.starts_with("slow_page{")).count(),
+            series
+        );
+        assert!(!page.contains("push_gateway_"));
+        assert!(
+            tail.lines()
+                .all(|l| l.starts_with("push_gateway_") || l.starts_with("# ")),
+            "{tail}"
+        );
+        assert!(tail.ends_with(&format!("\npush_gateway_series {series}\n")));
+        pages.push(page);
+    }
+    assert_eq!(pages[0], pages[1]);
+    let scrapes = |b: &str| value_of(b, "push_gateway_scrapes_total");
+    assert_eq!(scrapes(&bodies[0]).as_deref(), Some("1"));
+    assert_eq!(scrapes(&bodies[1]).as_deref(), Some("2"));
+    // HEAD: the same length (one more scrape, same digits), no body.
+    s.write_all(b"HEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let (head, _) = read_response(&mut s, true);
+    assert!(
+        head.contains(&format!("\r\nContent-Length: {}\r\n", bodies[1].len())),
+        "{head}"
+    );
+    s.write_all(b"GET /-/healthy HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut rest = String::new();
+    s.read_to_string(&mut rest).unwrap();
+    assert!(
+        rest.starts_with("HTTP/1.1 200") && rest.ends_with("\r\n\r\nOK\n"),
+        "{rest}"
+    );
+}
