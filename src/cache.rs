@@ -471,9 +471,10 @@ impl Cache {
     }
 
     fn lru_unlink(&mut self, id: u32) {
-        let c = self.class_of(id);
-        let prev = self.field(id, F_PREV);
-        let next = self.field(id, F_NEXT);
+        let off = self.off(id);
+        let c = usize::from(self.u8_at(off + F_TYPE)) % TTL_CLASSES;
+        let prev = self.u32_at(off + F_PREV);
+        let next = self.u32_at(off + F_NEXT);
         if prev == NIL {
             self.classes[c].head = next;
         } else {
@@ -488,11 +489,11 @@ impl Cache {
 
     fn lru_push_tail(&mut self, id: u32, class: u8) {
         let off = self.off(id);
-        self.mem[off + F_TYPE] = class;
         let c = usize::from(class);
         let tail = self.classes[c].tail;
-        self.set_field(id, F_PREV, tail);
-        self.set_field(id, F_NEXT, NIL);
+        self.mem[off + F_TYPE] = class;
+        self.set_u32(off + F_PREV, tail);
+        self.set_u32(off + F_NEXT, NIL);
         if tail == NIL {
             self.classes[c].head = id;
         } else {

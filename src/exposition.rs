@@ -123,6 +123,13 @@ impl<'a> Sample<'a> {
         self.canonical
     }
 
+    /// Where label `i` lies in the line (which starts with the name, as
+    /// [`Sample::canonical_key`] does): name start and end, value start and
+    /// end (the value without its quotes).
+    pub fn label_offsets(&self, i: usize) -> [usize; 4] {
+        self.spans[i].map(usize::from)
+    }
+
     /// Label `i` as bytes: the hot path needs no `str` boundary checks.
     pub fn label_bytes(&self, i: usize) -> (&'a [u8], &'a [u8]) {
         let [ns, ne, vs, ve] = self.spans[i].map(usize::from);
@@ -346,12 +353,19 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
 /// checked once as a whole; otherwise line by line, so that the error
 /// names the line.
 pub fn parse_lines(body: &[u8]) -> impl Iterator<Item = Result<Line<'_>, LineError>> {
-    let (text, raw) = match std::str::from_utf8(body) {
-        Ok(text) => (Some(text.split('\n')), None),
-        Err(_) => (None, Some(body.split(|&b| b == b'\n'))),
-    };
-    let text = text.into_iter().flatten().map(parse_text);
-    text.chain(raw.into_iter().flatten().map(parse_line))
+    let text = std::str::from_utf8(body).ok();
+    let mut start = Some(0);
+    std::iter::from_fn(move || {
+        let from = start?;
+        let newline = memchr::memchr(b'\n', &body[from..]).map(|n| from + n);
+        let end = newline.unwrap_or(body.len());
+        start = newline.map(|n| n + 1);
+        // Newlines are ASCII: the text splits at them on char boundaries.
+        Some(match text.and_then(|t| t.get(from..end)) {
+            Some(line) => parse_text(line),
+            None => parse_line(&body[from..end]),
+        })
+    })
 }
 
 /// [`parse_line`] for text already known to be UTF-8: a caller holding

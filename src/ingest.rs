@@ -173,7 +173,22 @@ pub fn apply_line_with(
     opts: &StreamOptions,
     key: &mut Vec<u8>,
 ) -> Result<(), IngestError> {
-    let parsed = exposition::parse_line(line)?;
+    apply_parsed(cache, ctx, exposition::parse_line(line)?, now, opts, key)
+}
+
+/// Like [`apply_line_with`], for a line the caller parsed (e.g. with
+/// [`exposition::parse_text`] after checking many lines as UTF-8 at once).
+///
+/// # Errors
+/// What was wrong with the line; the cache is unchanged then.
+pub fn apply_parsed(
+    cache: &mut Cache,
+    ctx: &mut StreamContext,
+    parsed: Line,
+    now: u64,
+    opts: &StreamOptions,
+    key: &mut Vec<u8>,
+) -> Result<(), IngestError> {
     ctx.note(&parsed);
     // Matched by reference: a sample is a few hundred bytes, not worth a
     // copy per line.
@@ -312,6 +327,144 @@ pub fn write_key(sample: &Sample, overrides: &[Label], defaults: &[Label], key: 
         defaults,
         key,
     );
+}
+
+/// A push's grouping labels in canonical text (`instance="",job="a"`,
+/// sorted by name, values escaped), split once per push so that every
+/// sample's key is a merge of two sorted label lists.
+pub struct GroupLabels<'a> {
+    text: &'a [u8],
+    /// Per label: where its name ends and where the label ends.
+    spans: [(usize, usize); GROUP_KEY_LABELS],
+    count: usize,
+    /// The label that yields to a sample's own label of that name (a
+    /// default such as `instance=""`); the others replace the sample's.
+    weak: Option<usize>,
+}
+
+/// Most labels [`GroupLabels`] holds; a grouping key has fewer.
+const GROUP_KEY_LABELS: usize = 32;
+
+impl<'a> GroupLabels<'a> {
+    /// Splits canonical `text`; `weak` names its default label, if any.
+    /// `None` if the text has more labels than fit.
+    pub fn new(text: &'a [u8], weak: Option<&str>) -> Option<GroupLabels<'a>> {
+        let mut g = GroupLabels {
+            text,
+            spans: [(0, 0); GROUP_KEY_LABELS],
+            count: 0,
+            weak: None,
+        };
+        let mut at = 0;
+        while at < text.len() {
+            let name_end = at + memchr::memchr(b'=', &text[at..])?;
+            // The value: from the quote after `=` to the next unescaped quote.
+            let mut end = name_end + 2;
+            while end < text.len() && text[end] != b'"' {
+                end += if text[end] == b'\\' { 2 } else { 1 };
+            }
+            let end = (end + 1).min(text.len());
+            if g.count == GROUP_KEY_LABELS {
+                return None;
+            }
+            if weak.is_some_and(|w| bytes::eq(w.as_bytes(), &text[at..name_end])) {
+                g.weak = Some(g.count);
+            }
+            g.spans[g.count] = (name_end, end);
+            g.count += 1;
+            at = end + 1;
+        }
+        Some(g)
+    }
+
+    fn label(&self, j: usize) -> (usize, usize, usize) {
+        let start = if j == 0 { 0 } else { self.spans[j - 1].1 + 1 };
+        (start, self.spans[j].0, self.spans[j].1)
+    }
+}
+
+/// [`write_key`] for a sample of a push: its labels merged with the
+/// group's. Returns `false`, writing nothing, when the sample's labels are
+/// not written in canonical form; [`write_key`] handles those.
+///
+/// Both lists are sorted, so the key is written in runs copied whole
+/// (`a="1",b="2"` at once), not label by label.
+pub fn write_key_grouped(sample: &Sample, group: &GroupLabels, key: &mut Vec<u8>) -> bool {
+    let Some(canonical) = sample.canonical_key() else {
+        return false;
+    };
+    let line = canonical.as_bytes();
+    let own_count = sample.label_count();
+    // Label i of the sample: its start, name end and end in `line`.
+    let own = |i: usize| {
+        let [name_start, name_end, _, value_end] = sample.label_offsets(i);
+        (name_start, name_end, value_end + 1)
+    };
+    key.clear();
+    key.extend_from_slice(sample.name.as_bytes());
+    key.push(b'{');
+    // The run being copied: from the sample (true) or the group, a range.
+    let mut run: Option<(bool, usize, usize)> = None;
+    let mut first = true;
+    let mut flush = |key: &mut Vec<u8>, run: (bool, usize, usize)| {
+        if !first {
+            key.push(b',');
+        }
+        first = false;
+        let text = if run.0 { line } else { group.text };
+        key.extend_from_slice(&text[run.1..run.2]);
+    };
+    let (mut i, mut j) = (0, 0);
+    while i < own_count || j < group.count {
+        let from_own = if j == group.count {
+            true
+        } else if i == own_count {
+            false
+        } else {
+            let (os, oe, _) = own(i);
+            let (gs, ge, _) = group.label(j);
+            match bytes::cmp(&line[os..oe], &group.text[gs..ge]) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Greater => false,
+                std::cmp::Ordering::Equal => {
+                    // One of the two goes: the group's, if it is the weak
+                    // default, else the sample's.
+                    if group.weak == Some(j) {
+                        j += 1;
+                        true
+                    } else {
+                        i += 1;
+                        false
+                    }
+                }
+            }
+        };
+        let (start, _, end) = if from_own { own(i) } else { group.label(j) };
+        if from_own {
+            i += 1;
+        } else {
+            j += 1;
+        }
+        run = match run {
+            // Adjacent in the same text: only a comma between.
+            Some((src, s, e)) if src == from_own && e + 1 == start => Some((src, s, end)),
+            Some(done) => {
+                flush(key, done);
+                Some((from_own, start, end))
+            }
+            None => Some((from_own, start, end)),
+        };
+    }
+    if let Some(done) = run {
+        flush(key, done);
+    }
+    if first {
+        // No label at all: the key is the bare name.
+        key.pop();
+    } else {
+        key.push(b'}');
+    }
+    true
 }
 
 /// [`write_key`] for a name and labels that did not come from a line.
@@ -635,5 +788,64 @@ mod tests {
         };
         write_key(&bare, &[("job", "j")], &[("instance", "")], &mut key);
         assert_eq!(key, b"m{instance=\"\",job=\"j\"}");
+    }
+
+    #[test]
+    fn grouped_keys_are_the_keys_write_key_builds() {
+        let lines = [
+            "m 1",
+            "m{} 1",
+            "m{a=\"1\"} 1",
+            "m{instance=\"x\"} 1",
+            "m{job=\"mine\",z=\"2\"} 1",
+            "m{a=\"1\",instance=\"i\",job=\"q\",zone=\"z\"} 1",
+            "m{a=\"\\\",x\\\"\",b=\"\"} 1",
+            "m{z=\"1\",a=\"2\"} 1",
+            "m{ a=\"1\" } 1",
+            "m{le=\"0.5\",series=\"9\"} 1",
+        ];
+        let groups: [&[Label]; 4] = [
+            &[("job", "j")],
+            &[("instance", "b"), ("job", "j")],
+            &[("a", "g"), ("job", "j"), ("zone", "\\\",")],
+            &[("job", "j"), ("series", "s")],
+        ];
+        let defaults: &[Label] = &[("instance", "")];
+        let mut merged = 0;
+        for labels in groups {
+            let mut text = String::new();
+            let has_instance = labels.iter().any(|(n, _)| *n == "instance");
+            let mut all: Vec<Label> = labels.to_vec();
+            if !has_instance {
+                all.push(("instance", ""));
+            }
+            all.sort();
+            for (n, v) in &all {
+                if !text.is_empty() {
+                    text.push(',');
+                }
+                text.push_str(&format!("{n}=\"{v}\""));
+            }
+            let weak = (!has_instance).then_some("instance");
+            let group = GroupLabels::new(text.as_bytes(), weak).unwrap();
+            for line in lines {
+                let Ok(Line::Sample(s)) = exposition::parse_line(line.as_bytes()) else {
+                    panic!("{line}")
+                };
+                let (mut fast, mut slow) = (Vec::new(), Vec::new());
+                write_key(&s, labels, defaults, &mut slow);
+                if write_key_grouped(&s, &group, &mut fast) {
+                    merged += 1;
+                    assert_eq!(
+                        String::from_utf8_lossy(&fast),
+                        String::from_utf8_lossy(&slow),
+                        "{line} with {text}"
+                    );
+                } else {
+                    assert!(s.canonical_key().is_none(), "{line}");
+                }
+            }
+        }
+        assert_eq!(merged, 4 * 7, "every canonical line takes the merge");
     }
 }

@@ -687,6 +687,9 @@ fn push(
     s.fams.clear();
     s.fam_text.clear();
     let mut needed = 0;
+    // The grouping key is canonical already: samples merge with it.
+    let weak = (!labels.iter().any(|(n, _)| *n == "instance")).then_some("instance");
+    let grouped = ingest::GroupLabels::new(&s.group, weak);
     // The family of the last line when it was a sample (its kind and the
     // length of its name, a prefix of the sample name): a following sample
     // of the same name, with no TYPE or HELP line between, has it too.
@@ -744,7 +747,12 @@ fn push(
         };
         last = Some((sample.name, kind, name_len));
         let key_start = s.keys.len();
-        ingest::write_key(sample, labels, defaults, &mut s.key);
+        let merged = grouped
+            .as_ref()
+            .is_some_and(|g| ingest::write_key_grouped(sample, g, &mut s.key));
+        if !merged {
+            ingest::write_key(sample, labels, defaults, &mut s.key);
+        }
         let found = cache.lookup(&s.key);
         if cache.owned_by_other(found, &s.group) {
             return Err(fail(IngestError::Cache(CacheError::Owned)));
