@@ -4,11 +4,11 @@
 //!
 //! Every name starts with `push_gateway_`, which pushes may not use, and
 //! follows Prometheus conventions (`_total` for counters, `_bytes` for
-//! sizes). Memory: a fixed struct of counters.
+//! sizes). Memory: a fixed struct of counters; the text around the values
+//! is a constant built by the compiler.
 
 use crate::cache::Cache;
-use crate::exposition::MetricType;
-use crate::render::{write_family_header, write_value};
+use crate::render::write_value;
 
 /// Reasons a streamed line or an HTTP push is rejected, as labels.
 pub const REASONS: [&str; 14] = [
@@ -57,170 +57,172 @@ impl Stats {
     }
 }
 
-fn gauge(out: &mut Vec<u8>, name: &str, help: &str, value: f64) {
-    write_family_header(out, name.as_bytes(), help.as_bytes(), MetricType::Gauge);
-    sample(out, name, None, value);
+/// The lines of a family labelled by reason, in the order of [`REASONS`].
+// One sample per line reads better than one argument per line.
+#[rustfmt::skip]
+macro_rules! by_reason {
+    ($name:literal) => {
+        concat!(
+            $name, "{reason=\"syntax\"} $\n",
+            $name, "{reason=\"too_long\"} $\n",
+            $name, "{reason=\"utf8\"} $\n",
+            $name, "{reason=\"value\"} $\n",
+            $name, "{reason=\"timestamp\"} $\n",
+            $name, "{reason=\"comment\"} $\n",
+            $name, "{reason=\"too_large\"} $\n",
+            $name, "{reason=\"owned\"} $\n",
+            $name, "{reason=\"type_conflict\"} $\n",
+            $name, "{reason=\"reserved\"} $\n",
+            $name, "{reason=\"path\"} $\n",
+            $name, "{reason=\"protobuf\"} $\n",
+            $name, "{reason=\"http\"} $\n",
+            $name, "{reason=\"ttl\"} $\n",
+        )
+    };
 }
 
-fn counter(out: &mut Vec<u8>, name: &str, help: &str, value: u64) {
-    write_family_header(out, name.as_bytes(), help.as_bytes(), MetricType::Counter);
-    sample(out, name, None, value as f64);
-}
+/// The gateway's own families as one text, with a [`VALUE`] where each
+/// value goes, in the order [`write`] puts them. Nearly all of a scrape's
+/// bytes are this fixed text, so it is copied in a few pieces rather than
+/// assembled from names, HELP texts and labels on every scrape.
+const PAGE: &str = concat!(
+    "# HELP push_gateway_build_info Build information of the running push-gateway.\n",
+    "# TYPE push_gateway_build_info gauge\n",
+    "push_gateway_build_info{version=\"",
+    env!("CARGO_PKG_VERSION"),
+    "\"} 1\n",
+    "# HELP push_gateway_cache_budget_bytes The cache budget (--cache-bytes).\n",
+    "# TYPE push_gateway_cache_budget_bytes gauge\n",
+    "push_gateway_cache_budget_bytes $\n",
+    "# HELP push_gateway_cache_bytes Bytes of the cache budget in use.\n",
+    "# TYPE push_gateway_cache_bytes gauge\n",
+    "push_gateway_cache_bytes $\n",
+    "# HELP push_gateway_connections_accepted_total Connections accepted on the push socket and the scrape port.\n",
+    "# TYPE push_gateway_connections_accepted_total counter\n",
+    "push_gateway_connections_accepted_total $\n",
+    "# HELP push_gateway_connections_open Connections open now.\n",
+    "# TYPE push_gateway_connections_open gauge\n",
+    "push_gateway_connections_open $\n",
+    "# HELP push_gateway_connections_refused_total Connections refused because --max-connections were open.\n",
+    "# TYPE push_gateway_connections_refused_total counter\n",
+    "push_gateway_connections_refused_total $\n",
+    "# HELP push_gateway_deletes_total Successful HTTP DELETE requests.\n",
+    "# TYPE push_gateway_deletes_total counter\n",
+    "push_gateway_deletes_total $\n",
+    "# HELP push_gateway_evictions_total Series removed by the cache: ttl (expired), budget (evicted to make room), drained (delivered by a scrape in drain-on-scrape mode), drain_failed (undelivered after 3 scrapes).\n",
+    "# TYPE push_gateway_evictions_total counter\n",
+    "push_gateway_evictions_total{reason=\"budget\"} $\n",
+    "push_gateway_evictions_total{reason=\"drain_failed\"} $\n",
+    "push_gateway_evictions_total{reason=\"drained\"} $\n",
+    "push_gateway_evictions_total{reason=\"ttl\"} $\n",
+    "# HELP push_gateway_groups Groups pushed over HTTP held now.\n",
+    "# TYPE push_gateway_groups gauge\n",
+    "push_gateway_groups $\n",
+    "# HELP push_gateway_lines_rejected_total Stream lines rejected, by reason.\n",
+    "# TYPE push_gateway_lines_rejected_total counter\n",
+    by_reason!("push_gateway_lines_rejected_total"),
+    "# HELP push_gateway_lines_total Sample, HELP and TYPE lines accepted on stream connections.\n",
+    "# TYPE push_gateway_lines_total counter\n",
+    "push_gateway_lines_total $\n",
+    "# HELP push_gateway_pushes_rejected_total HTTP pushes rejected, by reason.\n",
+    "# TYPE push_gateway_pushes_rejected_total counter\n",
+    by_reason!("push_gateway_pushes_rejected_total"),
+    "# HELP push_gateway_pushes_total Successful HTTP pushes (PUT and POST).\n",
+    "# TYPE push_gateway_pushes_total counter\n",
+    "push_gateway_pushes_total $\n",
+    "# HELP push_gateway_replies_dropped_bytes_total Error reply bytes dropped because a client did not read them.\n",
+    "# TYPE push_gateway_replies_dropped_bytes_total counter\n",
+    "push_gateway_replies_dropped_bytes_total $\n",
+    "# HELP push_gateway_scrapes_total Pages served on /metrics.\n",
+    "# TYPE push_gateway_scrapes_total counter\n",
+    "push_gateway_scrapes_total $\n",
+    "# HELP push_gateway_series Series held now, streamed and pushed.\n",
+    "# TYPE push_gateway_series gauge\n",
+    "push_gateway_series $\n",
+);
 
-fn sample(out: &mut Vec<u8>, name: &str, label: Option<(&str, &str)>, value: f64) {
-    out.extend_from_slice(name.as_bytes());
-    if let Some((l, v)) = label {
-        out.push(b'{');
-        out.extend_from_slice(l.as_bytes());
-        out.extend_from_slice(b"=\"");
-        out.extend_from_slice(v.as_bytes());
-        out.extend_from_slice(b"\"}");
+/// Where a value goes in [`PAGE`]. No HELP text may use it: the count of
+/// values would change and [`TEMPLATE`] would fail to build.
+const VALUE: u8 = b'$';
+
+/// Twelve unlabelled samples, four eviction reasons and two families by
+/// reason.
+const VALUES: usize = 12 + 4 + 2 * REASONS.len();
+
+/// [`PAGE`] with every value 0, and where each value is in it. Most
+/// counters are 0 (above all the rejection reasons), and a run of them is
+/// then copied along with the text around it, in one piece.
+const TEMPLATE: ([u8; PAGE.len()], [usize; VALUES]) = with_zeros(PAGE.as_bytes());
+const ZEROED: &[u8] = &TEMPLATE.0;
+const VALUE_AT: [usize; VALUES] = TEMPLATE.1;
+
+const fn with_zeros<const LEN: usize, const N: usize>(page: &[u8]) -> ([u8; LEN], [usize; N]) {
+    let mut text = [0; LEN];
+    let mut at = [0; N];
+    let mut n = 0;
+    let mut i = 0;
+    while i < LEN {
+        text[i] = page[i];
+        if page[i] == VALUE {
+            text[i] = b'0';
+            at[n] = i;
+            n += 1;
+        }
+        i += 1;
     }
-    out.push(b' ');
-    write_value(out, value);
-    out.push(b'\n');
-}
-
-fn by_reason(out: &mut Vec<u8>, name: &str, help: &str, counts: &[u64]) {
-    write_family_header(out, name.as_bytes(), help.as_bytes(), MetricType::Counter);
-    for (reason, n) in REASONS.iter().zip(counts) {
-        sample(out, name, Some(("reason", reason)), *n as f64);
-    }
+    assert!(n == N, "PAGE has a different number of values");
+    (text, at)
 }
 
 /// Appends the gateway's own families, sorted by name.
 pub fn write(out: &mut Vec<u8>, stats: &Stats, cache: &Cache) {
     let c = &cache.stats;
-    sample_info(out);
-    gauge(
-        out,
-        "push_gateway_cache_budget_bytes",
-        "The cache budget (--cache-bytes).",
-        cache.capacity() as f64,
-    );
-    gauge(
-        out,
-        "push_gateway_cache_bytes",
-        "Bytes of the cache budget in use.",
-        cache.used() as f64,
-    );
-    counter(
-        out,
-        "push_gateway_connections_accepted_total",
-        "Connections accepted on the push socket and the scrape port.",
+    let mut copied = 0;
+    let mut value_at = VALUE_AT.iter();
+    let mut put = |values: &[u64]| {
+        for (&value, &at) in values.iter().zip(&mut value_at) {
+            if value != 0 {
+                out.extend_from_slice(&ZEROED[copied..at]);
+                write_count(out, value);
+                copied = at + 1;
+            }
+        }
+    };
+    put(&[
+        cache.capacity() as u64,
+        cache.used() as u64,
         stats.connections_accepted,
-    );
-    gauge(
-        out,
-        "push_gateway_connections_open",
-        "Connections open now.",
-        stats.connections_open as f64,
-    );
-    counter(
-        out,
-        "push_gateway_connections_refused_total",
-        "Connections refused because --max-connections were open.",
+        stats.connections_open,
         stats.connections_refused,
-    );
-    counter(
-        out,
-        "push_gateway_deletes_total",
-        "Successful HTTP DELETE requests.",
         stats.deletes,
-    );
-    write_family_header(
-        out,
-        b"push_gateway_evictions_total",
-        b"Series removed by the cache: ttl (expired), budget (evicted to make room), drained (delivered by a scrape in drain-on-scrape mode), drain_failed (undelivered after 3 scrapes).",
-        MetricType::Counter,
-    );
-    sample(
-        out,
-        "push_gateway_evictions_total",
-        Some(("reason", "budget")),
-        c.evicted_budget as f64,
-    );
-    sample(
-        out,
-        "push_gateway_evictions_total",
-        Some(("reason", "drain_failed")),
-        c.drain_failed as f64,
-    );
-    sample(
-        out,
-        "push_gateway_evictions_total",
-        Some(("reason", "drained")),
-        c.drained as f64,
-    );
-    sample(
-        out,
-        "push_gateway_evictions_total",
-        Some(("reason", "ttl")),
-        c.evicted_ttl as f64,
-    );
-    gauge(
-        out,
-        "push_gateway_groups",
-        "Groups pushed over HTTP held now.",
-        cache.group_count() as f64,
-    );
-    by_reason(
-        out,
-        "push_gateway_lines_rejected_total",
-        "Stream lines rejected, by reason.",
-        &stats.lines_rejected,
-    );
-    counter(
-        out,
-        "push_gateway_lines_total",
-        "Sample, HELP and TYPE lines accepted on stream connections.",
-        stats.lines_accepted,
-    );
-    by_reason(
-        out,
-        "push_gateway_pushes_rejected_total",
-        "HTTP pushes rejected, by reason.",
-        &stats.pushes_rejected,
-    );
-    counter(
-        out,
-        "push_gateway_pushes_total",
-        "Successful HTTP pushes (PUT and POST).",
+        c.evicted_budget,
+        c.drain_failed,
+        c.drained,
+        c.evicted_ttl,
+        cache.group_count() as u64,
+    ]);
+    put(&stats.lines_rejected);
+    put(&[stats.lines_accepted]);
+    put(&stats.pushes_rejected);
+    put(&[
         stats.pushes_accepted,
-    );
-    counter(
-        out,
-        "push_gateway_replies_dropped_bytes_total",
-        "Error reply bytes dropped because a client did not read them.",
         stats.reply_bytes_dropped,
-    );
-    counter(
-        out,
-        "push_gateway_scrapes_total",
-        "Pages served on /metrics.",
         stats.scrapes,
-    );
-    gauge(
-        out,
-        "push_gateway_series",
-        "Series held now, streamed and pushed.",
-        cache.series_count() as f64,
-    );
+        cache.series_count() as u64,
+    ]);
+    debug_assert_eq!(value_at.len(), 0, "fewer values than PAGE has");
+    out.extend_from_slice(&ZEROED[copied..]);
 }
 
-fn sample_info(out: &mut Vec<u8>) {
-    write_family_header(
-        out,
-        b"push_gateway_build_info",
-        b"Build information of the running push-gateway.",
-        MetricType::Gauge,
-    );
-    sample(
-        out,
-        "push_gateway_build_info",
-        Some(("version", env!("CARGO_PKG_VERSION"))),
-        1.0,
-    );
+/// Writes `n` as every other sample value is written (above 10^15 in float
+/// form). Single digits, common for gauges like open connections, skip the
+/// float checks and digit buffer of [`write_value`].
+fn write_count(out: &mut Vec<u8>, n: u64) {
+    if n < 10 {
+        out.push(b'0' + n as u8);
+    } else {
+        write_value(out, n as f64);
+    }
 }
 
 #[cfg(test)]
@@ -285,5 +287,176 @@ mod tests {
             "{}",
             out.len()
         );
+    }
+
+    /// Every kind of value in one state: zeros between other values, single
+    /// digits, integers up to 10^15 and the float form above it.
+    fn mixed() -> (Stats, Cache) {
+        let mut stats = Stats {
+            lines_accepted: 1_000_000_000_000_000,
+            pushes_accepted: 999_999_999_999_999,
+            deletes: 3,
+            scrapes: u64::MAX,
+            connections_accepted: 123_456_789,
+            connections_refused: (1 << 53) + 1,
+            connections_open: 42,
+            reply_bytes_dropped: 12_345_678_901_234_567,
+            ..Stats::default()
+        };
+        for (i, (lines, pushes)) in stats
+            .lines_rejected
+            .iter_mut()
+            .zip(&mut stats.pushes_rejected)
+            .enumerate()
+        {
+            *lines = i as u64 * 7 + 1;
+            *pushes = 10u64.pow(i as u32);
+        }
+        let mut cache = Cache::new(4096);
+        cache.stats.evicted_ttl = 5;
+        cache.stats.evicted_budget = 1 << 60;
+        cache.stats.drained = 10;
+        let f = crate::cache::Family {
+            name: "a",
+            kind: crate::exposition::MetricType::Gauge,
+            help: None,
+        };
+        cache.set(&f, b"a{n=\"1\"}", 1.0, 0, 1000).unwrap();
+        cache.set(&f, b"a{n=\"2\"}", 1.0, 0, 1000).unwrap();
+        let g = cache.group_open(b"job=\"j\"", 0, 5000).unwrap();
+        cache.group_set(g, &f, b"a{job=\"j\"}", 5.0, 0).unwrap();
+        cache.group_close(g, 0, 5000, 100.0);
+        (stats, cache)
+    }
+
+    /// The page as it was written family by family before it became a
+    /// template; `USED` and `VERSION` depend on the cache layout and the
+    /// crate version.
+    const MIXED_PAGE: &str = r#"# HELP push_gateway_build_info Build information of the running push-gateway.
+# TYPE push_gateway_build_info gauge
+push_gateway_build_info{version="VERSION"} 1
+# HELP push_gateway_cache_budget_bytes The cache budget (--cache-bytes).
+# TYPE push_gateway_cache_budget_bytes gauge
+push_gateway_cache_budget_bytes 4096
+# HELP push_gateway_cache_bytes Bytes of the cache budget in use.
+# TYPE push_gateway_cache_bytes gauge
+push_gateway_cache_bytes USED
+# HELP push_gateway_connections_accepted_total Connections accepted on the push socket and the scrape port.
+# TYPE push_gateway_connections_accepted_total counter
+push_gateway_connections_accepted_total 123456789
+# HELP push_gateway_connections_open Connections open now.
+# TYPE push_gateway_connections_open gauge
+push_gateway_connections_open 42
+# HELP push_gateway_connections_refused_total Connections refused because --max-connections were open.
+# TYPE push_gateway_connections_refused_total counter
+push_gateway_connections_refused_total 9.007199254740992e15
+# HELP push_gateway_deletes_total Successful HTTP DELETE requests.
+# TYPE push_gateway_deletes_total counter
+push_gateway_deletes_total 3
+# HELP push_gateway_evictions_total Series removed by the cache: ttl (expired), budget (evicted to make room), drained (delivered by a scrape in drain-on-scrape mode), drain_failed (undelivered after 3 scrapes).
+# TYPE push_gateway_evictions_total counter
+push_gateway_evictions_total{reason="budget"} 1.152921504606847e18
+push_gateway_evictions_total{reason="drain_failed"} 0
+push_gateway_evictions_total{reason="drained"} 10
+push_gateway_evictions_total{reason="ttl"} 5
+# HELP push_gateway_groups Groups pushed over HTTP held now.
+# TYPE push_gateway_groups gauge
+push_gateway_groups 1
+# HELP push_gateway_lines_rejected_total Stream lines rejected, by reason.
+# TYPE push_gateway_lines_rejected_total counter
+push_gateway_lines_rejected_total{reason="syntax"} 1
+push_gateway_lines_rejected_total{reason="too_long"} 8
+push_gateway_lines_rejected_total{reason="utf8"} 15
+push_gateway_lines_rejected_total{reason="value"} 22
+push_gateway_lines_rejected_total{reason="timestamp"} 29
+push_gateway_lines_rejected_total{reason="comment"} 36
+push_gateway_lines_rejected_total{reason="too_large"} 43
+push_gateway_lines_rejected_total{reason="owned"} 50
+push_gateway_lines_rejected_total{reason="type_conflict"} 57
+push_gateway_lines_rejected_total{reason="reserved"} 64
+push_gateway_lines_rejected_total{reason="path"} 71
+push_gateway_lines_rejected_total{reason="protobuf"} 78
+push_gateway_lines_rejected_total{reason="http"} 85
+push_gateway_lines_rejected_total{reason="ttl"} 92
+# HELP push_gateway_lines_total Sample, HELP and TYPE lines accepted on stream connections.
+# TYPE push_gateway_lines_total counter
+push_gateway_lines_total 1e15
+# HELP push_gateway_pushes_rejected_total HTTP pushes rejected, by reason.
+# TYPE push_gateway_pushes_rejected_total counter
+push_gateway_pushes_rejected_total{reason="syntax"} 1
+push_gateway_pushes_rejected_total{reason="too_long"} 10
+push_gateway_pushes_rejected_total{reason="utf8"} 100
+push_gateway_pushes_rejected_total{reason="value"} 1000
+push_gateway_pushes_rejected_total{reason="timestamp"} 10000
+push_gateway_pushes_rejected_total{reason="comment"} 100000
+push_gateway_pushes_rejected_total{reason="too_large"} 1000000
+push_gateway_pushes_rejected_total{reason="owned"} 10000000
+push_gateway_pushes_rejected_total{reason="type_conflict"} 100000000
+push_gateway_pushes_rejected_total{reason="reserved"} 1000000000
+push_gateway_pushes_rejected_total{reason="path"} 10000000000
+push_gateway_pushes_rejected_total{reason="protobuf"} 100000000000
+push_gateway_pushes_rejected_total{reason="http"} 1000000000000
+push_gateway_pushes_rejected_total{reason="ttl"} 10000000000000
+# HELP push_gateway_pushes_total Successful HTTP pushes (PUT and POST).
+# TYPE push_gateway_pushes_total counter
+push_gateway_pushes_total 999999999999999
+# HELP push_gateway_replies_dropped_bytes_total Error reply bytes dropped because a client did not read them.
+# TYPE push_gateway_replies_dropped_bytes_total counter
+push_gateway_replies_dropped_bytes_total 1.2345678901234568e16
+# HELP push_gateway_scrapes_total Pages served on /metrics.
+# TYPE push_gateway_scrapes_total counter
+push_gateway_scrapes_total 1.8446744073709552e19
+# HELP push_gateway_series Series held now, streamed and pushed.
+# TYPE push_gateway_series gauge
+push_gateway_series 3
+"#;
+
+    fn expected(page: &str, cache: &Cache) -> String {
+        page.replace("USED", &cache.used().to_string())
+            .replace("VERSION", env!("CARGO_PKG_VERSION"))
+    }
+
+    #[test]
+    fn the_page_is_byte_for_byte_the_same() {
+        let (stats, cache) = mixed();
+        let mut out = Vec::new();
+        write(&mut out, &stats, &cache);
+        assert_eq!(String::from_utf8_lossy(&out), expected(MIXED_PAGE, &cache));
+
+        // All zeros: the template alone, but for the budget and its use.
+        let cache = Cache::new(4096);
+        let zeros: String = MIXED_PAGE
+            .lines()
+            .map(|line| match line.rsplit_once(' ') {
+                Some((sample, _)) if !line.starts_with('#') => match sample {
+                    "push_gateway_build_info{version=\"VERSION\"}" => format!("{line}\n"),
+                    "push_gateway_cache_budget_bytes" => format!("{sample} 4096\n"),
+                    "push_gateway_cache_bytes" => format!("{sample} USED\n"),
+                    _ => format!("{sample} 0\n"),
+                },
+                _ => format!("{line}\n"),
+            })
+            .collect();
+        out.clear();
+        write(&mut out, &Stats::default(), &cache);
+        assert_eq!(String::from_utf8_lossy(&out), expected(&zeros, &cache));
+    }
+
+    #[test]
+    fn the_reason_labels_follow_reasons() {
+        let mut out = Vec::new();
+        write(&mut out, &Stats::default(), &Cache::new(4096));
+        let page = String::from_utf8(out).unwrap();
+        for family in [
+            "push_gateway_lines_rejected_total",
+            "push_gateway_pushes_rejected_total",
+        ] {
+            let labels: Vec<&str> = page
+                .lines()
+                .filter_map(|l| l.strip_prefix(family)?.strip_prefix("{reason=\""))
+                .filter_map(|l| l.split('"').next())
+                .collect();
+            assert_eq!(labels, REASONS, "{family}");
+        }
     }
 }
