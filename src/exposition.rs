@@ -387,7 +387,7 @@ pub fn parse_text(line: &str) -> Result<Line<'_>, LineError> {
     match line.as_bytes().first() {
         None => Ok(Line::Ignored),
         Some(b'#') => parse_comment(blanks(&line[1..])),
-        Some(_) => parse_sample(line).map(Line::Sample),
+        Some(_) => parse_sample(line),
     }
 }
 
@@ -427,20 +427,31 @@ fn check_help_escapes(text: &str) -> Result<(), LineError> {
     Ok(())
 }
 
-fn parse_sample(line: &str) -> Result<Sample<'_>, LineError> {
+fn parse_sample(line: &str) -> Result<Line<'_>, LineError> {
     let (rest, name) = metric_name(line).map_err(|_| LineError::MetricName)?;
-    let mut sample = Sample {
+    // Built in place inside the `Line`: a sample is a few hundred bytes,
+    // and a copy per line showed in profiles.
+    let mut parsed = Line::Sample(Sample {
         line,
         name,
         canonical: Some(name),
         spans: [[0; 4]; MAX_LABELS],
         label_count: 0,
         value: 0.0,
-    };
+    });
+    if let Line::Sample(sample) = &mut parsed {
+        finish_sample(sample, rest)?;
+    }
+    Ok(parsed)
+}
+
+/// Parses what follows the name of `sample`: labels and value.
+fn finish_sample<'a>(sample: &mut Sample<'a>, rest: &'a str) -> Result<(), LineError> {
+    let (line, name) = (sample.line, sample.name);
     let mut rest = blanks(rest);
     if rest.as_bytes().first() == Some(&b'{') {
         let compact_start = rest.len() == line.len() - name.len();
-        rest = parse_labels(&rest[1..], &mut sample)?;
+        rest = parse_labels(&rest[1..], sample)?;
         let key_len = line.len() - rest.len();
         sample.canonical = (compact_start && sample.canonical.is_some() && sample.label_count > 0)
             .then(|| &line[..key_len]);
@@ -464,7 +475,7 @@ fn parse_sample(line: &str) -> Result<Sample<'_>, LineError> {
             LineError::Trailing
         });
     }
-    Ok(sample)
+    Ok(())
 }
 
 /// Parses `name="value",...}` after the opening brace; returns what follows
