@@ -13,6 +13,11 @@
 #   put1000   PUT of 1000 series per request  socket; Pushgateway: TCP)
 #   stream    exposition lines streamed into the socket (push-gateway only)
 #
+# One core each: both servers run pinned to the same CPU (taskset), one at
+# a time, and the load generator runs on the other CPUs, so neither server
+# competes with its load and the Pushgateway's Go runtime sizes itself for
+# one core, as on the single-core boxes push-gateway is made for.
+#
 # Each workload runs BENCH_RUNS times; the table shows medians. CPU is
 # utime+stime of each server process over each measured window, peak RSS
 # its VmHWM at the end. Every process started here is stopped by its PID on
@@ -27,6 +32,9 @@
 #   BENCH_STREAM_SERIES=1000
 #   BENCH_CACHE_BYTES=1MiB  push-gateway --cache-bytes (the workloads need
 #                           under 1 MiB)
+#   BENCH_SERVER_CPU=0      the CPU both servers are pinned to; the load
+#                           generator gets the others (no pinning with
+#                           BENCH_SERVER_CPU=none or on a one-CPU machine)
 #   BENCH_TARGET=x86_64-unknown-linux-musl
 #                           the gateway's build: the static musl binary, as
 #                           deployed (falls back to the host build when the
@@ -49,6 +57,7 @@ BENCH_TARGET=${BENCH_TARGET:-x86_64-unknown-linux-musl}
 PUSHGATEWAY=${PUSHGATEWAY:-/usr/bin/prometheus-pushgateway}
 CARGO=${CARGO:-cargo}
 FILL_SERIES=100
+SERVER_CPU=${BENCH_SERVER_CPU:-0}
 
 started_at=$(date +%s)
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -80,6 +89,21 @@ if [ ! -x "$PUSHGATEWAY" ]; then
     say "bench: $PUSHGATEWAY not found (apt-get install prometheus-pushgateway); measuring push-gateway only"
 fi
 
+# ---- CPUs ----------------------------------------------------------------------
+# pin_server / pin_load prefix the commands that start servers / loadgen.
+pin_server=()
+pin_load=()
+cpu_note="not pinned"
+cpus=$(nproc)
+if [ "$SERVER_CPU" != none ] && [ "$cpus" -ge 2 ] && command -v taskset >/dev/null; then
+    others=$(seq 0 $((cpus - 1)) | grep -vx "$SERVER_CPU" | paste -sd, -)
+    pin_server=(taskset -c "$SERVER_CPU")
+    pin_load=(taskset -c "$others")
+    cpu_note="each server pinned to CPU $SERVER_CPU (one core), loadgen on CPU $others"
+elif [ "$SERVER_CPU" != none ]; then
+    say "bench: cannot pin (needs taskset and 2 CPUs); servers and loadgen share the CPUs"
+fi
+
 # ---- processes -----------------------------------------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/push-gateway-bench.XXXXXX")
 pids=()
@@ -107,13 +131,13 @@ gw_addr=127.0.0.1:$gw_port
 pgw_addr=127.0.0.1:$pgw_port
 
 gw_cmd=("$gateway_bin" --socket "$socket" --listen "$gw_addr" --cache-bytes "$CACHE_BYTES" --ttl 1h)
-RUST_LOG=warn "${gw_cmd[@]}" >"$tmp/push-gateway.log" 2>&1 &
+RUST_LOG=warn "${pin_server[@]}" "${gw_cmd[@]}" >"$tmp/push-gateway.log" 2>&1 &
 gw_pid=$!
 pids+=("$gw_pid")
 
 pgw_cmd=("$PUSHGATEWAY" "--web.listen-address=$pgw_addr" "--persistence.file=" --log.level=warn)
 if [ "$have_pgw" = 1 ]; then
-    "${pgw_cmd[@]}" >"$tmp/pushgateway.log" 2>&1 &
+    "${pin_server[@]}" "${pgw_cmd[@]}" >"$tmp/pushgateway.log" 2>&1 &
     pgw_pid=$!
     pids+=("$pgw_pid")
 fi
@@ -147,7 +171,7 @@ lg() { # workload server(gw|pgw) loadgen-args...
     local workload=$1 server=$2 pid out
     shift 2
     if [ "$server" = gw ]; then pid=$gw_pid; else pid=$pgw_pid; fi
-    if ! out=$(timeout "$timeout_s" "$loadgen" "$@" --pid "$pid" --name "$server"); then
+    if ! out=$(timeout "$timeout_s" "${pin_load[@]}" "$loadgen" "$@" --pid "$pid" --name "$server"); then
         say "bench: loadgen $* failed:"
         say "$out"
         exit 1
@@ -167,7 +191,7 @@ timing=(--seconds "$SECONDS_PER_RUN")
 say "filling each page with $FILL_SERIES series..."
 for s in "${servers[@]}"; do
     push_to "$s"
-    if ! out=$("$loadgen" fill "${to[@]}" --series "$FILL_SERIES"); then
+    if ! out=$("${pin_load[@]}" "$loadgen" fill "${to[@]}" --series "$FILL_SERIES"); then
         say "bench: filling $s failed: $out"
         exit 1
     fi
@@ -268,6 +292,7 @@ ended_at=$(date +%s)
 
 echo
 echo "machine: ${cpu_model:-unknown CPU}, $(nproc) cores, Linux $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "CPUs: $cpu_note"
 echo "servers:"
 echo "  push-gateway: RUST_LOG=warn ${gw_cmd[*]}"
 [ "$have_pgw" = 1 ] && echo "  Pushgateway ${pgw_version}: ${pgw_cmd[*]}"
