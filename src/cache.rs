@@ -340,42 +340,55 @@ impl Cache {
     }
 
     // ---- raw field access -------------------------------------------------
+    // Always inlined: they are a few instructions each, on every hot path,
+    // and opt-level "s" would otherwise leave many of them as calls.
 
+    #[inline(always)]
     fn u8_at(&self, off: usize) -> u8 {
         self.mem[off]
     }
+    #[inline(always)]
     fn u16_at(&self, off: usize) -> usize {
         usize::from(u16::from_le_bytes([self.mem[off], self.mem[off + 1]]))
     }
+    #[inline(always)]
     fn u32_at(&self, off: usize) -> u32 {
         let b = &self.mem[off..off + 4];
         u32::from_le_bytes([b[0], b[1], b[2], b[3]])
     }
+    #[inline(always)]
     fn u64_at(&self, off: usize) -> u64 {
         let mut b = [0u8; 8];
         b.copy_from_slice(&self.mem[off..off + 8]);
         u64::from_le_bytes(b)
     }
+    #[inline(always)]
     fn set_u32(&mut self, off: usize, v: u32) {
         self.mem[off..off + 4].copy_from_slice(&v.to_le_bytes());
     }
+    #[inline(always)]
     fn set_u64(&mut self, off: usize, v: u64) {
         self.mem[off..off + 8].copy_from_slice(&v.to_le_bytes());
     }
 
+    #[inline(always)]
     fn id_slot(&self, id: u32) -> usize {
         self.mem.len() - ID_BYTES * (id as usize + 1)
     }
+    #[inline(always)]
     fn off(&self, id: u32) -> usize {
         self.u32_at(self.id_slot(id)) as usize
     }
+    #[inline(always)]
     fn field(&self, id: u32, f: usize) -> u32 {
         self.u32_at(self.off(id) + f)
     }
+    #[inline(always)]
     fn set_field(&mut self, id: u32, f: usize, v: u32) {
         let off = self.off(id) + f;
         self.set_u32(off, v);
     }
+    #[inline(always)]
     fn key(&self, id: u32) -> &[u8] {
         let off = self.off(id);
         let len = self.u16_at(off + F_KEY_LEN);
@@ -395,6 +408,7 @@ impl Cache {
             }
         }
     }
+    #[inline(always)]
     fn bucket(&self, h: u32) -> usize {
         ((h & self.bucket_mask) as usize) * 4
     }

@@ -127,7 +127,8 @@ impl<'a> Sample<'a> {
     /// [`Sample::canonical_key`] does): name start and end, value start and
     /// end (the value without its quotes).
     pub fn label_offsets(&self, i: usize) -> [usize; 4] {
-        self.spans[i].map(usize::from)
+        let [a, b, c, d] = self.spans[i];
+        [a.into(), b.into(), c.into(), d.into()]
     }
 
     /// Label `i` as bytes: the hot path needs no `str` boundary checks.

@@ -334,8 +334,8 @@ pub fn write_key(sample: &Sample, overrides: &[Label], defaults: &[Label], key: 
 /// sample's key is a merge of two sorted label lists.
 pub struct GroupLabels<'a> {
     text: &'a [u8],
-    /// Per label: where its name ends and where the label ends.
-    spans: [(usize, usize); GROUP_KEY_LABELS],
+    /// Per label: where it starts, where its name ends, where it ends.
+    spans: [(usize, usize, usize); GROUP_KEY_LABELS],
     count: usize,
     /// The label that yields to a sample's own label of that name (a
     /// default such as `instance=""`); the others replace the sample's.
@@ -351,7 +351,7 @@ impl<'a> GroupLabels<'a> {
     pub fn new(text: &'a [u8], weak: Option<&str>) -> Option<GroupLabels<'a>> {
         let mut g = GroupLabels {
             text,
-            spans: [(0, 0); GROUP_KEY_LABELS],
+            spans: [(0, 0, 0); GROUP_KEY_LABELS],
             count: 0,
             weak: None,
         };
@@ -370,16 +370,15 @@ impl<'a> GroupLabels<'a> {
             if weak.is_some_and(|w| bytes::eq(w.as_bytes(), &text[at..name_end])) {
                 g.weak = Some(g.count);
             }
-            g.spans[g.count] = (name_end, end);
+            g.spans[g.count] = (at, name_end, end);
             g.count += 1;
             at = end + 1;
         }
         Some(g)
     }
 
-    fn label(&self, j: usize) -> (usize, usize, usize) {
-        let start = if j == 0 { 0 } else { self.spans[j - 1].1 + 1 };
-        (start, self.spans[j].0, self.spans[j].1)
+    fn label(&self, j: usize) -> Option<(usize, usize, usize)> {
+        self.spans[..self.count].get(j).copied()
     }
 }
 
@@ -394,11 +393,12 @@ pub fn write_key_grouped(sample: &Sample, group: &GroupLabels, key: &mut Vec<u8>
         return false;
     };
     let line = canonical.as_bytes();
-    let own_count = sample.label_count();
     // Label i of the sample: its start, name end and end in `line`.
     let own = |i: usize| {
-        let [name_start, name_end, _, value_end] = sample.label_offsets(i);
-        (name_start, name_end, value_end + 1)
+        (i < sample.label_count()).then(|| {
+            let [name_start, name_end, _, value_end] = sample.label_offsets(i);
+            (name_start, name_end, value_end + 1)
+        })
     };
     key.clear();
     key.extend_from_slice(sample.name.as_bytes());
@@ -415,36 +415,45 @@ pub fn write_key_grouped(sample: &Sample, group: &GroupLabels, key: &mut Vec<u8>
         key.extend_from_slice(&text[run.1..run.2]);
     };
     let (mut i, mut j) = (0, 0);
-    while i < own_count || j < group.count {
-        let from_own = if j == group.count {
-            true
-        } else if i == own_count {
-            false
-        } else {
-            let (os, oe, _) = own(i);
-            let (gs, ge, _) = group.label(j);
-            match bytes::cmp(&line[os..oe], &group.text[gs..ge]) {
-                std::cmp::Ordering::Less => true,
-                std::cmp::Ordering::Greater => false,
-                std::cmp::Ordering::Equal => {
+    let (mut next_own, mut next_group) = (own(0), group.label(0));
+    loop {
+        let from_own = match (next_own, next_group) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((os, oe, _)), Some((gs, ge, _))) => {
+                match bytes::cmp(&line[os..oe], &group.text[gs..ge]) {
+                    std::cmp::Ordering::Less => true,
+                    std::cmp::Ordering::Greater => false,
                     // One of the two goes: the group's, if it is the weak
                     // default, else the sample's.
-                    if group.weak == Some(j) {
+                    std::cmp::Ordering::Equal if group.weak == Some(j) => {
                         j += 1;
+                        next_group = group.label(j);
                         true
-                    } else {
+                    }
+                    std::cmp::Ordering::Equal => {
                         i += 1;
+                        next_own = own(i);
                         false
                     }
                 }
             }
         };
-        let (start, _, end) = if from_own { own(i) } else { group.label(j) };
-        if from_own {
+        let taken = if from_own {
+            let taken = next_own;
             i += 1;
+            next_own = own(i);
+            taken
         } else {
+            let taken = next_group;
             j += 1;
-        }
+            next_group = group.label(j);
+            taken
+        };
+        let Some((start, _, end)) = taken else {
+            break;
+        };
         run = match run {
             // Adjacent in the same text: only a comma between.
             Some((src, s, e)) if src == from_own && e + 1 == start => Some((src, s, end)),
