@@ -94,6 +94,9 @@ const F_VALUE: usize = 32;
 const F_DEADLINE: usize = 40;
 /// Series: the page that last included it while it is drain-on-scrape.
 const F_DRAIN_PAGE: usize = 48;
+/// Group: bytes its series take (records and ids), kept as they are
+/// linked and unlinked so that a push sizes itself without a walk.
+const F_GROUP_BYTES: usize = 48;
 /// Series: failed deliveries of that page.
 const F_DRAIN_TRIES: usize = 52;
 /// Series: bit 0, drain on scrape; bit 1, stale (replaced by the push under
@@ -1131,6 +1134,8 @@ impl Cache {
     // ---- pushed groups ----------------------------------------------------
 
     fn group_link(&mut self, group: u32, id: u32) {
+        let bytes = self.field(group, F_GROUP_BYTES) as usize + self.series_bytes(id);
+        self.set_field(group, F_GROUP_BYTES, bytes as u32);
         let first = self.field(group, F_FIRST);
         self.set_field(id, F_PREV, NIL);
         self.set_field(id, F_NEXT, first);
@@ -1141,6 +1146,8 @@ impl Cache {
     }
 
     fn group_unlink(&mut self, group: u32, id: u32) {
+        let bytes = self.field(group, F_GROUP_BYTES) as usize - self.series_bytes(id);
+        self.set_field(group, F_GROUP_BYTES, bytes as u32);
         let prev = self.field(id, F_PREV);
         let next = self.field(id, F_NEXT);
         if prev == NIL {
@@ -1251,11 +1258,21 @@ impl Cache {
         let mut id = self.field(group, F_FIRST);
         while id != NIL {
             if !replaced(self.key(self.field(id, F_FAMILY))) {
-                bytes += self.record_size(self.off(id)) + ID_BYTES;
+                bytes += self.series_bytes(id);
             }
             id = self.field(id, F_NEXT);
         }
         bytes
+    }
+
+    /// Bytes the series of `group` take, ids included.
+    pub fn group_bytes(&self, group: u32) -> usize {
+        self.field(group, F_GROUP_BYTES) as usize
+    }
+
+    /// What series `id` costs: its record and its id.
+    fn series_bytes(&self, id: u32) -> usize {
+        self.record_size(self.off(id)) + ID_BYTES
     }
 
     /// Bytes available to a push that may evict everything but its group.
@@ -1370,6 +1387,11 @@ impl Cache {
             *families.entry(s.family).or_insert(0u32) += 1;
         }
         assert_eq!(families.len(), self.families);
+        let mut groups = Vec::new();
+        self.group_ids(&mut groups);
+        for g in groups {
+            assert_eq!(self.group_bytes(g), self.group_retained_bytes(g, |_| false));
+        }
         for (fam, n) in families {
             assert_eq!(self.field(fam, F_FAMILY), n);
             assert_eq!(self.u8_at(self.off(fam) + F_KIND), KIND_FAMILY);

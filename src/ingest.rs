@@ -383,8 +383,9 @@ impl<'a> GroupLabels<'a> {
 }
 
 /// [`write_key`] for a sample of a push: its labels merged with the
-/// group's. Returns `false`, writing nothing, when the sample's labels are
-/// not written in canonical form; [`write_key`] handles those.
+/// group's, appended to `key` (a push collects its keys one after another).
+/// Returns `false`, writing nothing, when the sample's labels are not
+/// written in canonical form; [`write_key`] handles those.
 ///
 /// Both lists are sorted, so the key is written in runs copied whole
 /// (`a="1",b="2"` at once), not label by label.
@@ -400,7 +401,6 @@ pub fn write_key_grouped(sample: &Sample, group: &GroupLabels, key: &mut Vec<u8>
             (name_start, name_end, value_end + 1)
         })
     };
-    key.clear();
     key.extend_from_slice(sample.name.as_bytes());
     key.push(b'{');
     // The run being copied: from the sample (true) or the group, a range.

@@ -749,16 +749,17 @@ fn push(
         let key_start = s.keys.len();
         let merged = grouped
             .as_ref()
-            .is_some_and(|g| ingest::write_key_grouped(sample, g, &mut s.key));
+            .is_some_and(|g| ingest::write_key_grouped(sample, g, &mut s.keys));
         if !merged {
             ingest::write_key(sample, labels, defaults, &mut s.key);
+            s.keys.extend_from_slice(&s.key);
         }
-        let found = cache.lookup(&s.key);
+        let key = &s.keys[key_start..];
+        let found = cache.lookup(key);
         if cache.owned_by_other(found, &s.group) {
             return Err(fail(IngestError::Cache(CacheError::Owned)));
         }
-        s.keys.extend_from_slice(&s.key);
-        needed += record_bytes(s.key.len());
+        needed += record_bytes(key.len());
         // Stop as soon as the push cannot fit: this also bounds what the
         // scratch buffers below hold to about the cache budget.
         if needed > cache.push_room() {
@@ -778,7 +779,7 @@ fn push(
         (Some(g), PushMethod::Post) => {
             cache.group_retained_bytes(g, |f| listed_bytes(&s.families, f))
         }
-        (Some(g), PushMethod::Patch) => cache.group_retained_bytes(g, |_| false),
+        (Some(g), PushMethod::Patch) => cache.group_bytes(g),
         _ => 0,
     };
     let group_bytes = record_bytes(s.group.len() + 8);
@@ -788,7 +789,7 @@ fn push(
     // Series pushed again are overwritten in place (the page's order stays
     // valid and nothing moves), when the old ones fit beside the new;
     // otherwise replaced series are removed first.
-    let all = group.map_or(0, |g| cache.group_retained_bytes(g, |_| false));
+    let all = group.map_or(0, |g| cache.group_bytes(g));
     let in_place = needed + all + group_bytes <= cache.push_room();
 
     // Pass 2: apply; nothing above failed, so this fits.
