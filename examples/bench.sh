@@ -221,6 +221,16 @@ done
 
 hwm() { awk '/^VmHWM:/ { print $2 / 1024 }' "/proc/$1/status" 2>/dev/null || true; }
 rss() { awk '/^VmRSS:/ { print $2 / 1024 }' "/proc/$1/status" 2>/dev/null || true; }
+# What the gateway's resident pages are at the end: the binary's (file) and
+# its own (anonymous: cache, rendered page, buffers).
+rollup() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || true; }
+gw_file_kb=$(( $(rollup "$gw_pid" Rss) - $(rollup "$gw_pid" Anonymous) ))
+gw_anon_kb=$(rollup "$gw_pid" Anonymous)
+gw_cache_used=$(
+    exec 3<>"/dev/tcp/127.0.0.1/$gw_port" &&
+        printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 &&
+        awk '$1 == "push_gateway_cache_bytes" { print $2 }' <&3
+) || gw_cache_used="?"
 gw_hwm=$(hwm "$gw_pid")
 gw_rss=$(rss "$gw_pid")
 pgw_hwm=""
@@ -333,7 +343,8 @@ fig "  loadgen CPU (cores)" scrape client_cores 2
 section "memory"
 row "  peak RSS, VmHWM (MiB)" "$gw_hwm" "$pgw_hwm" 1 "<= 1/20"
 row "  RSS at the end (MiB)" "$gw_rss" "$pgw_rss" 1
-printf '  (push-gateway --cache-bytes %s: replaced series are appended through the whole budget before it is compacted, so after enough pushes all of it is resident)\n' "$CACHE_BYTES"
+printf '  (push-gateway at the end: %s kB of its binary, %s kB of its own: the cache (--cache-bytes %s, %s bytes in use), the last page rendered, buffers)\n' \
+    "$gw_file_kb" "$gw_anon_kb" "$CACHE_BYTES" "$gw_cache_used"
 if [ "$have_pgw" = 1 ]; then
     best=$(med put1000 pgw samples_per_s)
     echo
