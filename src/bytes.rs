@@ -1,5 +1,5 @@
-//! Comparisons of byte strings for the hot paths (series keys, label
-//! names), eight bytes at a time.
+//! Comparisons and copies of byte strings for the hot paths (series keys,
+//! label names), eight bytes at a time.
 //!
 //! The deployed build links musl statically, whose `memcmp` compares one
 //! byte per iteration: with it, comparing keys was a fifth of an HTTP
@@ -48,6 +48,31 @@ pub fn cmp(a: &[u8], b: &[u8]) -> Ordering {
         }
     }
     a.len().cmp(&b.len())
+}
+
+/// `dst.copy_from_slice(src)` for short pieces (keys are built of them), a
+/// word at a time. The static build's musl `memcpy` copies the unaligned head and
+/// tail of a copy byte by byte: some 60 instructions for 20 bytes.
+#[inline(always)]
+pub fn copy(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n >= 8 {
+        let mut at = 0;
+        while at + 8 < n {
+            dst[at..at + 8].copy_from_slice(&src[at..at + 8]);
+            at += 8;
+        }
+        // The last word may overlap the one before: no byte-wise tail.
+        dst[n - 8..n].copy_from_slice(&src[n - 8..n]);
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..n].copy_from_slice(&src[n - 4..n]);
+    } else if n >= 2 {
+        dst[..2].copy_from_slice(&src[..2]);
+        dst[n - 2..n].copy_from_slice(&src[n - 2..n]);
+    } else if n == 1 {
+        dst[0] = src[0];
+    }
 }
 
 /// The eight bytes of `s` at `at` as a native-endian word.
@@ -106,6 +131,17 @@ mod tests {
                 assert_eq!(cmp(&base, &other), base.cmp(&other), "at {i}");
                 assert_eq!(cmp(&other, &base), other.cmp(&base), "at {i}");
             }
+        }
+    }
+
+    #[test]
+    fn short_copies_copy_every_length() {
+        let src: Vec<u8> = (1..=40).collect();
+        for n in 0..=src.len() {
+            let mut dst = [0u8; 40];
+            copy(&mut dst[..n], &src[..n]);
+            assert_eq!(&dst[..n], &src[..n]);
+            assert!(dst[n..].iter().all(|&b| b == 0), "{n}");
         }
     }
 }

@@ -435,17 +435,23 @@ impl Cache {
 
     /// The series `found` names, if it is still the series `key`.
     fn refind(&self, found: Lookup, key: &[u8]) -> Option<u32> {
-        let id = found.id;
-        if id < self.id_count && self.u32_at(self.id_slot(id)) & FREE == 0 {
-            let off = self.off(id);
-            if self.u8_at(off + F_KIND) == KIND_SERIES
-                && self.u32_at(off + F_HASH) == found.hash
-                && bytes::eq(self.key(id), key)
-            {
-                return Some(id);
-            }
+        if self.is_series(found, key) {
+            return Some(found.id);
         }
         self.find(KIND_SERIES, key, found.hash)
+    }
+
+    /// Whether `found.id` is a live id naming the series `key`.
+    #[inline(always)]
+    fn is_series(&self, found: Lookup, key: &[u8]) -> bool {
+        let id = found.id;
+        if id >= self.id_count || self.u32_at(self.id_slot(id)) & FREE != 0 {
+            return false;
+        }
+        let off = self.off(id);
+        self.u8_at(off + F_KIND) == KIND_SERIES
+            && self.u32_at(off + F_HASH) == found.hash
+            && bytes::eq(self.key(id), key)
     }
 
     fn unlink_bucket(&mut self, id: u32) {
@@ -716,6 +722,24 @@ impl Cache {
             .map(|id| MetricType::from_code(self.u8_at(self.off(id) + F_TYPE)))
     }
 
+    /// Whether family record `id` is `family` as its pusher states it: same
+    /// name and type, and same HELP unless the pusher keeps the HELP.
+    fn family_is(&self, id: u32, family: &Family) -> bool {
+        bytes::eq(self.key(id), family.name.as_bytes())
+            && self.u8_at(self.off(id) + F_TYPE) == family.kind.code()
+            && family
+                .help
+                .is_none_or(|help| help.as_bytes() == self.family_help(id))
+    }
+
+    /// The id of the family record that is `family` as stated (see
+    /// [`Cache::series_family`]), if the cache holds one.
+    pub fn family_id(&self, family: &Family) -> Option<u32> {
+        let key = family.name.as_bytes();
+        self.find(KIND_FAMILY, key, hash(key))
+            .filter(|&id| self.family_is(id, family))
+    }
+
     fn family_help(&self, id: u32) -> &[u8] {
         let off = self.off(id);
         let start = off + HEADER_BYTES + self.u16_at(off + F_KEY_LEN);
@@ -902,14 +926,7 @@ impl Cache {
                 return Err(CacheError::Owned);
             }
             // Fast path: a rewrite of a series whose family is unchanged.
-            let fam = self.field(id, F_FAMILY);
-            let fam_off = self.off(fam);
-            if bytes::eq(self.key(fam), family.name.as_bytes())
-                && self.u8_at(fam_off + F_TYPE) == family.kind.code()
-                && family
-                    .help
-                    .is_none_or(|help| help.as_bytes() == self.family_help(fam))
-            {
+            if self.family_is(self.field(id, F_FAMILY), family) {
                 self.write_value(id, value, now, w, class);
                 return Ok(());
             }
@@ -1326,13 +1343,54 @@ impl Cache {
     }
 
     /// Whether the series `found` existed and belongs to someone other than
-    /// the group `labels` (which may not exist yet).
-    pub fn owned_by_other(&self, found: Lookup, labels: &[u8]) -> bool {
+    /// the group `group` (`None`: the group does not exist yet). By id, not
+    /// by grouping labels: a push checks every series it writes.
+    #[inline]
+    pub fn owned_by_other(&self, found: Lookup, group: Option<u32>) -> bool {
         if found.id == NIL {
             return false;
         }
         let owner = self.field(found.id, F_OWNER);
-        owner == NIL || !bytes::eq(self.key(owner), labels)
+        owner == NIL || Some(owner) != group
+    }
+
+    /// The family record of the series `found`, if it existed. A push
+    /// compares it with [`Cache::family_id`] of the family it states, to
+    /// know a rewrite leaves the family as it is.
+    #[inline]
+    pub fn series_family(&self, found: Lookup) -> Option<u32> {
+        (found.id != NIL).then(|| self.field(found.id, F_FAMILY))
+    }
+
+    /// Writes a new value to the series `found` of the group being pushed,
+    /// if `found` still names the series `key` of `group`; `false`, having
+    /// written nothing, otherwise.
+    ///
+    /// This is what [`Cache::group_set_with`] does to a series that exists
+    /// in the group and whose family stays as it is, without its searches
+    /// and size checks (a push's check counted the series, its family and
+    /// the group's bytes against [`Cache::push_room`], which covers them).
+    /// The caller makes sure of the family: its check found
+    /// [`Cache::series_family`] to be the pushed family's
+    /// [`Cache::family_id`], and no series or family was added or removed,
+    /// nor a family changed, since ([`Cache::layout`] is the same).
+    pub fn group_rewrite(
+        &mut self,
+        group: u32,
+        found: Lookup,
+        key: &[u8],
+        value: f64,
+        now: u64,
+        w: Write,
+    ) -> bool {
+        // Checked although the layout says nothing moved: a wrong write
+        // would be silent.
+        if !self.is_series(found, key) || self.field(found.id, F_OWNER) != group {
+            return false;
+        }
+        let class = self.u8_at(self.off(group) + F_TYPE);
+        self.write_value(found.id, value, now, w, class);
+        true
     }
 
     /// Ends a push: the group lives `ttl_ms` from `now`, pushed at

@@ -1,8 +1,8 @@
 //! The Prometheus text exposition format (version 0.0.4), one line at a time.
 //!
 //! [`parse_line`] turns one line (without its newline) into a [`Line`] that
-//! borrows from the input: no allocation, labels in a fixed array of
-//! [`MAX_LABELS`]. Label values and HELP text are validated and kept in
+//! borrows from the input: no allocation, labels as offsets in fixed arrays
+//! (up to [`MAX_LABELS`]). Label values and HELP text are validated and kept in
 //! their escaped form, which is canonical (the format has exactly one way
 //! to write each value), so the cache stores and the renderer writes them
 //! as they came. Memory: none beyond the caller's line.
@@ -10,6 +10,7 @@
 //! Tokens are recognised with nom; each step maps its failure to a
 //! [`LineError`] that says what was wrong and what to send instead.
 
+use std::cmp::Ordering;
 use std::fmt;
 
 use nom::IResult;
@@ -96,20 +97,38 @@ pub struct Sample<'a> {
     /// `name{labels}` as written, when that is already the canonical key
     /// (labels sorted by name, no blanks, no trailing comma).
     canonical: Option<&'a str>,
-    /// name start, name end, value start, value end.
-    spans: [[u16; 4]; MAX_LABELS],
+    /// Per label: name start, name end, value start, value end. Labels
+    /// from `FIRST_SPANS` on are in `more_spans`.
+    spans: [[u16; 4]; FIRST_SPANS],
+    /// Set up only for a sample with more labels than `spans` holds: a
+    /// `None` is one store, where zeroing room for all 32 spans took a call
+    /// to `memset` per line (over 128 bytes, at opt-level "s"; measured,
+    /// about 50 instructions).
+    more_spans: Option<[[u16; 4]; MAX_LABELS - FIRST_SPANS]>,
     label_count: usize,
     pub value: f64,
 }
 
+/// How many label spans a sample holds before it needs `more_spans`.
+const FIRST_SPANS: usize = 16;
+
 impl<'a> Sample<'a> {
+    /// The span of label `i`, `i < MAX_LABELS`.
+    #[inline]
+    fn span(&self, i: usize) -> [u16; 4] {
+        match i.checked_sub(FIRST_SPANS) {
+            None => self.spans[i],
+            Some(j) => self.more_spans.as_ref().map_or([0; 4], |more| more[j]),
+        }
+    }
+
     pub fn label_count(&self) -> usize {
         self.label_count
     }
 
     /// Label `i`, `i < label_count()`.
     pub fn label(&self, i: usize) -> Label<'a> {
-        let [ns, ne, vs, ve] = self.spans[i].map(usize::from);
+        let [ns, ne, vs, ve] = self.span(i).map(usize::from);
         (&self.line[ns..ne], &self.line[vs..ve])
     }
 
@@ -127,13 +146,13 @@ impl<'a> Sample<'a> {
     /// [`Sample::canonical_key`] does): name start and end, value start and
     /// end (the value without its quotes).
     pub fn label_offsets(&self, i: usize) -> [usize; 4] {
-        let [a, b, c, d] = self.spans[i];
+        let [a, b, c, d] = self.span(i);
         [a.into(), b.into(), c.into(), d.into()]
     }
 
     /// Label `i` as bytes: the hot path needs no `str` boundary checks.
     pub fn label_bytes(&self, i: usize) -> (&'a [u8], &'a [u8]) {
-        let [ns, ne, vs, ve] = self.spans[i].map(usize::from);
+        let [ns, ne, vs, ve] = self.span(i).map(usize::from);
         let line = self.line.as_bytes();
         (&line[ns..ne], &line[vs..ve])
     }
@@ -250,15 +269,25 @@ fn is_blank_byte(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
-// Names are ASCII, so they are scanned as bytes (no UTF-8 decoding); the
-// line was validated as UTF-8 once, and ASCII boundaries are char
-// boundaries, so slicing the `&str` at them is sound.
+// The parser works on byte indexes into the line and slices it once per
+// token it hands out: re-slicing a `&str` at every step cost a bounds and
+// a char-boundary check each time. Names and the syntax around them are
+// ASCII; the line was validated as UTF-8 once, and ASCII boundaries are
+// char boundaries, so slicing the `&str` at them is sound. The helpers
+// called from several places are `#[inline]`: at opt-level "s" the
+// compiler otherwise leaves them as calls (measured, each one pays).
 
 fn blanks(i: &str) -> &str {
+    &i[skip_blanks(i.as_bytes(), 0)..]
+}
+
+/// The index of the first byte at or after `at` that is not a blank.
+#[inline]
+fn skip_blanks(b: &[u8], at: usize) -> usize {
     // Most calls find none: spare them the scan.
-    match i.as_bytes().first() {
-        Some(&b) if is_blank_byte(b) => &i[span(i.as_bytes(), is_blank_byte)..],
-        _ => i,
+    match b.get(at) {
+        Some(&c) if is_blank_byte(c) => at + 1 + span(&b[at + 1..], is_blank_byte),
+        _ => at,
     }
 }
 
@@ -290,53 +319,62 @@ const CLASSES: [u8; 256] = {
     t
 };
 
-/// A name: a byte of class `start`, then bytes of class `rest`;
-/// `(rest of i, name)`.
-fn name(i: &str, start: u8, rest: u8) -> IResult<&str, &str, ()> {
-    let b = i.as_bytes();
-    match b.first() {
-        Some(&c) if CLASSES[usize::from(c)] & start != 0 => {
-            let n = 1 + span(&b[1..], |c| CLASSES[usize::from(c)] & rest != 0);
-            Ok((&i[n..], &i[..n]))
+/// The length of the name at the start of `b` (a byte of class `start`,
+/// then bytes of class `rest`); 0 if there is none.
+#[inline]
+fn name_len(b: &[u8], start: u8, rest: u8) -> usize {
+    match b.split_first() {
+        Some((&c, tail)) if CLASSES[usize::from(c)] & start != 0 => {
+            1 + span(tail, |c| CLASSES[usize::from(c)] & rest != 0)
         }
-        _ => Err(nom::Err::Error(())),
+        _ => 0,
     }
 }
 
+#[inline]
+fn metric_name_len(b: &[u8]) -> usize {
+    name_len(b, START | COLON, CHAR | COLON)
+}
+
+fn label_name_len(b: &[u8]) -> usize {
+    name_len(b, START, CHAR)
+}
+
+/// A metric name at the start of `i`: `(rest of i, name)`.
 fn metric_name(i: &str) -> IResult<&str, &str, ()> {
-    name(i, START | COLON, CHAR | COLON)
+    match metric_name_len(i.as_bytes()) {
+        0 => Err(nom::Err::Error(())),
+        n => Ok((&i[n..], &i[..n])),
+    }
 }
 
-fn label_name(i: &str) -> IResult<&str, &str, ()> {
-    name(i, START, CHAR)
-}
-
-/// A label value after its opening quote: returns what follows the closing
-/// quote and the value between, escapes validated but kept.
-fn label_value(i: &str) -> Result<(&str, &str), LineError> {
-    let bytes = i.as_bytes();
-    let mut at = 0;
-    while at < bytes.len() {
-        match bytes[at] {
-            b'"' => return Ok((&i[at + 1..], &i[..at])),
-            b'\\' => match bytes.get(at + 1) {
+/// The index of the closing quote of the label value starting at `at`
+/// (after its opening quote); escapes are validated but kept.
+fn label_value_end(b: &[u8], mut at: usize) -> Result<usize, LineError> {
+    loop {
+        at += span(&b[at..], |c| c != b'"' && c != b'\\');
+        match b.get(at) {
+            Some(b'"') => return Ok(at),
+            // A backslash.
+            Some(_) => match b.get(at + 1) {
                 Some(b'\\' | b'"' | b'n') => at += 2,
                 _ => return Err(LineError::Escape),
             },
-            _ => at += 1,
+            None => return Err(LineError::LabelValue),
         }
     }
-    Err(LineError::LabelValue)
 }
 
 /// Whether `name` is a valid metric name.
 pub fn is_metric_name(name: &str) -> bool {
-    matches!(metric_name(name), Ok(("", _)))
+    let n = metric_name_len(name.as_bytes());
+    n > 0 && n == name.len()
 }
 
 /// Whether `name` is a valid label name.
 pub fn is_label_name(name: &str) -> bool {
-    matches!(label_name(name), Ok(("", _)))
+    let n = label_name_len(name.as_bytes());
+    n > 0 && n == name.len()
 }
 
 /// Parses one line, without its trailing `\n` (a trailing `\r` is dropped).
@@ -350,23 +388,52 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
     parse_text(std::str::from_utf8(line).map_err(|_| LineError::NotUtf8)?)
 }
 
-/// The lines of `body` (split at `\n`), parsed. A valid UTF-8 body is
-/// checked once as a whole; otherwise line by line, so that the error
+/// The lines of a body, split at `\n` but not parsed: the caller parses
+/// each where it uses it (a parsed line is a few hundred bytes, and passing
+/// it through an iterator copied it). A valid UTF-8 body is checked once as
+/// a whole; otherwise each line is checked on its own, so that the error
 /// names the line.
-pub fn parse_lines(body: &[u8]) -> impl Iterator<Item = Result<Line<'_>, LineError>> {
-    let text = std::str::from_utf8(body).ok();
-    let mut start = Some(0);
-    std::iter::from_fn(move || {
-        let from = start?;
-        let newline = memchr::memchr(b'\n', &body[from..]).map(|n| from + n);
-        let end = newline.unwrap_or(body.len());
-        start = newline.map(|n| n + 1);
+pub struct Lines<'a> {
+    body: &'a [u8],
+    /// The whole body, if it is UTF-8.
+    text: Option<&'a str>,
+    /// Where the next line starts; `None` after the last.
+    start: Option<usize>,
+}
+
+impl<'a> Lines<'a> {
+    pub fn new(body: &'a [u8]) -> Lines<'a> {
+        Lines {
+            body,
+            text: std::str::from_utf8(body).ok(),
+            start: Some(0),
+        }
+    }
+
+    /// The next line without its `\n`: as text when the body is UTF-8,
+    /// else as bytes; [`parse`] parses either.
+    pub fn next_line(&mut self) -> Option<Result<&'a str, &'a [u8]>> {
+        let from = self.start?;
+        let newline = memchr::memchr(b'\n', &self.body[from..]).map(|n| from + n);
+        let end = newline.unwrap_or(self.body.len());
+        self.start = newline.map(|n| n + 1);
         // Newlines are ASCII: the text splits at them on char boundaries.
-        Some(match text.and_then(|t| t.get(from..end)) {
-            Some(line) => parse_text(line),
-            None => parse_line(&body[from..end]),
+        Some(match self.text.and_then(|t| t.get(from..end)) {
+            Some(line) => Ok(line),
+            None => Err(&self.body[from..end]),
         })
-    })
+    }
+}
+
+/// Parses a line of [`Lines`].
+///
+/// # Errors
+/// As [`parse_line`].
+pub fn parse<'a>(line: Result<&'a str, &'a [u8]>) -> Result<Line<'a>, LineError> {
+    match line {
+        Ok(text) => parse_text(text),
+        Err(bytes) => parse_line(bytes),
+    }
 }
 
 /// [`parse_line`] for text already known to be UTF-8: a caller holding
@@ -384,7 +451,8 @@ pub fn parse_text(line: &str) -> Result<Line<'_>, LineError> {
     while end > 0 && (is_blank_byte(b[end - 1]) || b[end - 1] == b'\r') {
         end -= 1;
     }
-    let line = blanks(&line[..end]);
+    let start = skip_blanks(&b[..end], 0);
+    let line = &line[start..end];
     match line.as_bytes().first() {
         None => Ok(Line::Ignored),
         Some(b'#') => parse_comment(blanks(&line[1..])),
@@ -392,6 +460,9 @@ pub fn parse_text(line: &str) -> Result<Line<'_>, LineError> {
     }
 }
 
+// Out of line: inlined, comments made `parse_text` save and restore more
+// registers for every line (measured, about 6 instructions a line).
+#[inline(never)]
 fn parse_comment(i: &str) -> Result<Line<'_>, LineError> {
     let n = span(i.as_bytes(), |b| !is_blank_byte(b));
     let (rest, keyword) = (&i[n..], &i[..n]);
@@ -428,46 +499,206 @@ fn check_help_escapes(text: &str) -> Result<(), LineError> {
     Ok(())
 }
 
+/// `line` is trimmed and starts with neither a blank nor `#`.
 fn parse_sample(line: &str) -> Result<Line<'_>, LineError> {
-    let (rest, name) = metric_name(line).map_err(|_| LineError::MetricName)?;
-    // Built in place inside the `Line`: a sample is a few hundred bytes,
-    // and a copy per line showed in profiles.
-    let mut parsed = Line::Sample(Sample {
+    let name_end = metric_name_len(line.as_bytes());
+    if name_end == 0 {
+        return Err(LineError::MetricName);
+    }
+    let mut error = None;
+    let sample = scan_sample(line, name_end, &mut error);
+    // The compiler has `scan_sample` build the sample right where this
+    // result holds it: it is wrapped where it lies, and an error replaces it.
+    let mut parsed = Ok(Line::Sample(sample));
+    if let Some(e) = error {
+        parsed = Err(e);
+    }
+    parsed
+}
+
+/// Parses what follows the name of a sample (which ends at `name_end`):
+/// labels and value. What was wrong goes to `error`; the sample returned
+/// then means nothing.
+///
+/// A sample is a few hundred bytes (its label spans inline), built in
+/// place: `sample` is only ever assigned to, field by field, and never
+/// borrowed, so the compiler builds it in the return slot, which the caller
+/// points into its own result. A `&mut` to it anywhere costs a copy of the
+/// whole sample per line (measured, about 60 instructions). Hence helpers
+/// here get bytes and indexes, never the sample; errors leave through
+/// `error`; and the function stays out of line, as a call is what lets
+/// the caller hand it the place.
+#[inline(never)]
+fn scan_sample<'a>(line: &'a str, name_end: usize, error: &mut Option<LineError>) -> Sample<'a> {
+    let b = line.as_bytes();
+    let name = &line[..name_end];
+    let mut sample = Sample {
         line,
         name,
         canonical: Some(name),
-        spans: [[0; 4]; MAX_LABELS],
+        spans: [[0; 4]; FIRST_SPANS],
+        more_spans: None,
         label_count: 0,
         value: 0.0,
-    });
-    if let Line::Sample(sample) = &mut parsed {
-        finish_sample(sample, rest)?;
+    };
+    // `?` for this function, which returns the sample even on an error.
+    macro_rules! check {
+        ($result:expr) => {
+            match $result {
+                Ok(v) => v,
+                Err(e) => {
+                    *error = Some(e);
+                    return sample;
+                }
+            }
+        };
     }
-    Ok(parsed)
+    let mut at = skip_blanks(b, name_end);
+    match b.get(at) {
+        Some(b'{') => {
+            // Whether the labels are already the canonical key: no blanks
+            // (from the name on), no trailing comma, names in order.
+            let mut compact = at == name_end;
+            // Whether the names so far are strictly ascending.
+            let mut sorted = true;
+            let mut previous: &[u8] = &[];
+            at += 1;
+            loop {
+                // After the brace or a comma: a label or the closing brace.
+                if b.get(at).is_some_and(|&c| is_blank_byte(c)) {
+                    compact = false;
+                    at = skip_blanks(b, at);
+                }
+                let (span, compact_label) = match label_at(b, at) {
+                    Ok(label) => label,
+                    // `{}`, or a trailing comma: valid, never canonical.
+                    Err(_) if b.get(at) == Some(&b'}') => {
+                        compact = false;
+                        at += 1;
+                        break;
+                    }
+                    Err(e) => check!(Err(e)),
+                };
+                compact &= compact_label;
+                let [name_start, name_end, _, value_end] = span;
+                let name = &b[name_start..name_end];
+                let count = sample.label_count;
+                if count > 0 {
+                    // Names usually differ in their first byte (both have one).
+                    let order = match previous[0].cmp(&name[0]) {
+                        Ordering::Equal => bytes::cmp(previous, name),
+                        order => order,
+                    };
+                    match order {
+                        // Names in order so far: a repeat would be the previous one.
+                        Ordering::Less if sorted => {}
+                        Ordering::Equal => check!(Err(LineError::DuplicateLabel)),
+                        order => {
+                            sorted &= order.is_lt();
+                            for j in 0..count {
+                                let [s, e, _, _] = match j.checked_sub(FIRST_SPANS) {
+                                    None => sample.spans[j],
+                                    Some(j) => sample.more_spans.unwrap_or_default()[j],
+                                }
+                                .map(usize::from);
+                                if bytes::eq(&b[s..e], name) {
+                                    check!(Err(LineError::DuplicateLabel));
+                                }
+                            }
+                        }
+                    }
+                }
+                if count == MAX_LABELS {
+                    check!(Err(LineError::TooManyLabels));
+                }
+                // Offsets fit: the line is at most LINE_MAX_BYTES long.
+                let span = [
+                    span[0] as u16,
+                    span[1] as u16,
+                    span[2] as u16,
+                    span[3] as u16,
+                ];
+                match count.checked_sub(FIRST_SPANS) {
+                    None => sample.spans[count] = span,
+                    // Rare: copied out and back in, as a borrow of
+                    // `sample` would cost its build in place (see above).
+                    Some(j) => {
+                        let mut more = sample.more_spans.unwrap_or_default();
+                        more[j] = span;
+                        sample.more_spans = Some(more);
+                    }
+                }
+                sample.label_count = count + 1;
+                previous = name;
+                at = value_end + 1;
+                if b.get(at).is_some_and(|&c| is_blank_byte(c)) {
+                    compact = false;
+                    at = skip_blanks(b, at);
+                }
+                match b.get(at) {
+                    Some(b',') => at += 1,
+                    Some(b'}') => {
+                        at += 1;
+                        break;
+                    }
+                    _ => check!(Err(LineError::LabelSyntax)),
+                }
+            }
+            sample.canonical = (compact && sorted && sample.label_count > 0).then(|| &line[..at]);
+            at = skip_blanks(b, at);
+        }
+        // No blank between name and value: the name had a bad character.
+        Some(_) if at == name_end => check!(Err(LineError::MetricName)),
+        _ => {}
+    }
+    sample.value = check!(sample_value(line, at));
+    sample
 }
 
-/// Parses what follows the name of `sample`: labels and value.
-fn finish_sample<'a>(sample: &mut Sample<'a>, rest: &'a str) -> Result<(), LineError> {
-    let (line, name) = (sample.line, sample.name);
-    let mut rest = blanks(rest);
-    if rest.as_bytes().first() == Some(&b'{') {
-        let compact_start = rest.len() == line.len() - name.len();
-        rest = parse_labels(&rest[1..], sample)?;
-        let key_len = line.len() - rest.len();
-        sample.canonical = (compact_start && sample.canonical.is_some() && sample.label_count > 0)
-            .then(|| &line[..key_len]);
-    } else if rest.len() == line.len() - name.len() && !rest.is_empty() {
-        // No blank between name and value: the name had a bad character.
-        return Err(LineError::MetricName);
+/// The label `name="value"` at `at`: its name start and end, value start
+/// and end (without the quotes; the value is still escaped), and whether
+/// it is written compactly (`name="`, as client libraries write it).
+fn label_at(b: &[u8], at: usize) -> Result<([usize; 4], bool), LineError> {
+    let name_end = at + label_name_len(&b[at..]);
+    if name_end == at {
+        return Err(if at == b.len() {
+            LineError::LabelSyntax
+        } else {
+            LineError::LabelName
+        });
     }
-    let rest = blanks(rest);
-    let n = span(rest.as_bytes(), |b| !is_blank_byte(b));
-    if n == 0 {
+    let (value_start, compact) = if b.get(name_end..name_end + 2) == Some(b"=\"") {
+        (name_end + 2, true)
+    } else {
+        let eq = skip_blanks(b, name_end);
+        if b.get(eq) != Some(&b'=') {
+            return Err(LineError::LabelSyntax);
+        }
+        let quote = skip_blanks(b, eq + 1);
+        if b.get(quote) != Some(&b'"') {
+            return Err(LineError::LabelSyntax);
+        }
+        (quote + 1, false)
+    };
+    let value_end = label_value_end(b, value_start)?;
+    Ok(([at, name_end, value_start, value_end], compact))
+}
+
+/// The value token of a sample at `at` (after the labels and blanks),
+/// which must end the line.
+fn sample_value(line: &str, at: usize) -> Result<f64, LineError> {
+    let b = line.as_bytes();
+    // The value is usually the rest of the line (trailing blanks are
+    // gone), and an integer: then no scan for its end is needed.
+    if let Some(n) = small_integer(&b[at..]) {
+        return Ok(n as f64);
+    }
+    let end = at + span(&b[at..], |c| !is_blank_byte(c));
+    if end == at {
         return Err(LineError::Value);
     }
-    let (token, rest) = (&rest[..n], &rest[n..]);
-    sample.value = parse_value(token)?;
-    let rest = blanks(rest);
+    let value = parse_value(&line[at..end])?;
+    let rest = &line[skip_blanks(b, end)..];
     if !rest.is_empty() {
         let ts = rest.strip_prefix('-').unwrap_or(rest);
         return Err(if ts.bytes().all(|b| b.is_ascii_digit()) {
@@ -476,102 +707,15 @@ fn finish_sample<'a>(sample: &mut Sample<'a>, rest: &'a str) -> Result<(), LineE
             LineError::Trailing
         });
     }
-    Ok(())
-}
-
-/// Parses `name="value",...}` after the opening brace; returns what follows
-/// the closing brace.
-fn parse_labels<'a>(mut i: &'a str, sample: &mut Sample<'a>) -> Result<&'a str, LineError> {
-    // Whether the text is already the canonical key: no blanks, no
-    // trailing comma, names in order.
-    let mut compact = true;
-    // Whether the names so far are strictly ascending.
-    let mut sorted = true;
-    let mut after_comma = false;
-    loop {
-        let trimmed = blanks(i);
-        compact &= trimmed.len() == i.len();
-        i = trimmed;
-        if i.as_bytes().first() == Some(&b'}') {
-            if !compact || after_comma {
-                sample.canonical = None;
-            }
-            return Ok(&i[1..]);
-        }
-        let (rest, name) = label_name(i).map_err(|_| {
-            if i.is_empty() {
-                LineError::LabelSyntax
-            } else {
-                LineError::LabelName
-            }
-        })?;
-        let rest = match rest.as_bytes() {
-            // The compact form `name="`, as client libraries write it.
-            [b'=', b'"', ..] => &rest[2..],
-            _ => blanks(rest)
-                .strip_prefix('=')
-                .map(blanks)
-                .and_then(|r| r.strip_prefix('"'))
-                .ok_or(LineError::LabelSyntax)?,
-        };
-        compact &= rest.len() + name.len() + 2 == i.len();
-        let (rest, value) = label_value(rest)?;
-        let name_bytes = name.as_bytes();
-        if sample.label_count > 0 {
-            let previous = sample.label_bytes(sample.label_count - 1).0;
-            match bytes::cmp(previous, name_bytes) {
-                // Names in order so far: a repeat would be the previous one.
-                std::cmp::Ordering::Less if sorted => {}
-                std::cmp::Ordering::Equal => return Err(LineError::DuplicateLabel),
-                order => {
-                    sorted &= order.is_lt();
-                    if (0..sample.label_count)
-                        .any(|j| bytes::eq(sample.label_bytes(j).0, name_bytes))
-                    {
-                        return Err(LineError::DuplicateLabel);
-                    }
-                }
-            }
-        }
-        compact &= sorted;
-        if sample.label_count == MAX_LABELS {
-            return Err(LineError::TooManyLabels);
-        }
-        let base = sample.line.as_ptr() as usize;
-        let offset = |part: &str| (part.as_ptr() as usize - base) as u16;
-        let (ns, vs) = (offset(name), offset(value));
-        sample.spans[sample.label_count] =
-            [ns, ns + name.len() as u16, vs, vs + value.len() as u16];
-        sample.label_count += 1;
-        let trimmed = blanks(rest);
-        compact &= trimmed.len() == rest.len();
-        after_comma = trimmed.starts_with(',');
-        i = match trimmed.as_bytes().first() {
-            Some(b',') => &trimmed[1..],
-            Some(b'}') => trimmed,
-            _ => return Err(LineError::LabelSyntax),
-        };
-    }
+    Ok(value)
 }
 
 /// Parses a sample value as Go's `strconv.ParseFloat` does for the format:
 /// decimal and exponent forms, `NaN`, `+Inf`, `-Inf` (any case).
 pub fn parse_value(token: &str) -> Result<f64, LineError> {
     // Most values are small integers: no need for the float parser.
-    let b = token.as_bytes();
-    if !b.is_empty() && b.len() <= 15 {
-        let mut n = 0u64;
-        let mut digits = true;
-        for &d in b {
-            if !d.is_ascii_digit() {
-                digits = false;
-                break;
-            }
-            n = n * 10 + u64::from(d - b'0');
-        }
-        if digits {
-            return Ok(n as f64);
-        }
+    if let Some(n) = small_integer(token.as_bytes()) {
+        return Ok(n as f64);
     }
     let plausible = token
         .bytes()
@@ -580,6 +724,51 @@ pub fn parse_value(token: &str) -> Result<f64, LineError> {
         return Err(LineError::Value);
     }
     token.parse::<f64>().map_err(|_| LineError::Value)
+}
+
+/// The value of 1 to 15 ASCII digits (exact as an `f64`), or `None` if
+/// `digits` is anything else.
+#[inline]
+fn small_integer(digits: &[u8]) -> Option<u64> {
+    if !(1..=15).contains(&digits.len()) {
+        return None;
+    }
+    let mut n = 0;
+    let mut rest = digits;
+    // Eight digits at a time: values are often counters of ten digits or
+    // more, and a byte loop costs about ten instructions a digit.
+    if let Some((eight, tail)) = rest.split_first_chunk::<8>() {
+        n = eight_digits(u64::from_le_bytes(*eight))?;
+        rest = tail;
+    }
+    for &d in rest {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(d - b'0');
+    }
+    Some(n)
+}
+
+/// The value of the eight ASCII digits in `w`, the first in its low byte,
+/// or `None` if a byte is not a digit: all eight at once (SWAR, as in
+/// Lemire's "Quickly parsing eight digits").
+fn eight_digits(w: u64) -> Option<u64> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let d = w.wrapping_sub(ONES * u64::from(b'0'));
+    // A digit leaves 0..=9 in its byte: no borrow (high bit clear) and
+    // still below 0x80 after adding 0x76. Other bytes fail one of the two.
+    if (d | d.wrapping_add(ONES * 0x76)) & (ONES * 0x80) != 0 {
+        return None;
+    }
+    // Each 16-bit lane's low byte becomes 10 * its first digit + its
+    // second; two multiplies then sum the four pairs, weighted 10^6, 10^4,
+    // 100 and 1, into the high 32 bits.
+    let pairs = d.wrapping_mul(10).wrapping_add(d >> 8);
+    let mask = 0x0000_00ff_0000_00ff;
+    let high = (pairs & mask).wrapping_mul(100 + (1_000_000 << 32));
+    let low = ((pairs >> 16) & mask).wrapping_mul(1 + (10_000 << 32));
+    Some(high.wrapping_add(low) >> 32)
 }
 
 #[cfg(test)]
@@ -748,6 +937,95 @@ mod tests {
         let line = br#"x{a="b\"c",d="\n"} -1.5e3"#;
         for end in 0..=line.len() {
             let _ = parse_line(&line[..end]);
+        }
+    }
+
+    #[test]
+    fn canonical_keys() {
+        for (line, key) in [
+            ("x 1", Some("x")),
+            ("x{a=\"1\"} 1", Some("x{a=\"1\"}")),
+            ("x{a=\"1\",b=\"\\\"}\"} 1", Some("x{a=\"1\",b=\"\\\"}\"}")),
+            ("  x{a=\"1\"}\t1\r", Some("x{a=\"1\"}")),
+            ("x{} 1", None),
+            ("x {a=\"1\"} 1", None),
+            ("x{ a=\"1\"} 1", None),
+            ("x{a =\"1\"} 1", None),
+            ("x{a= \"1\"} 1", None),
+            ("x{a=\"1\" } 1", None),
+            ("x{a=\"1\",} 1", None),
+            ("x{a=\"1\", b=\"2\"} 1", None),
+            ("x{b=\"1\",a=\"2\"} 1", None),
+            ("x{a=\"1\",c=\"2\",b=\"3\"} 1", None),
+        ] {
+            assert_eq!(sample(line).canonical_key(), key, "{line}");
+        }
+    }
+
+    #[test]
+    fn label_offsets_point_into_the_trimmed_line() {
+        let s = sample("  x{ a = \"b\" ,cd=\"\"} 1");
+        assert_eq!(s.label_offsets(0), [3, 4, 8, 9]);
+        assert_eq!(s.label_offsets(1), [12, 14, 16, 16]);
+        assert_eq!(s.label_bytes(1), (&b"cd"[..], &b""[..]));
+    }
+
+    /// Labels past the sixteenth are kept apart (`more_spans`).
+    #[test]
+    fn many_labels() {
+        let labels: Vec<String> = (0..MAX_LABELS)
+            .map(|n| format!("l{n:02}=\"v{n}\""))
+            .collect();
+        let line = format!("x{{{}}} 1", labels.join(","));
+        let s = sample(&line);
+        assert_eq!(s.label_count(), MAX_LABELS);
+        for (i, (name, value)) in s.labels().enumerate() {
+            assert_eq!((name, value), (&*format!("l{i:02}"), &*format!("v{i}")));
+        }
+        assert_eq!(s.canonical_key(), line.strip_suffix(" 1"));
+
+        // Unsorted: a repeat is found wherever it is.
+        let mut unsorted = labels.clone();
+        unsorted.swap(0, 20);
+        let line = format!("x{{{}}} 1", unsorted.join(","));
+        assert_eq!(sample(&line).canonical_key(), None);
+        assert_eq!(sample(&line).label(0), ("l20", "v20"));
+        assert_eq!(sample(&line).label(20), ("l00", "v0"));
+        for repeat in [3, 18] {
+            let mut with_repeat = unsorted[..MAX_LABELS - 1].to_vec();
+            with_repeat.push(format!("l{repeat:02}=\"again\""));
+            let line = format!("x{{{}}} 1", with_repeat.join(","));
+            assert_eq!(
+                parse_line(line.as_bytes()).err(),
+                Some(LineError::DuplicateLabel),
+                "{repeat}"
+            );
+        }
+    }
+
+    #[test]
+    fn integer_values() {
+        let mut digits = String::new();
+        for len in 1..=17 {
+            digits.push(char::from(b'0' + (len * 7 % 10) as u8));
+            let want: f64 = digits.parse().unwrap();
+            assert_eq!(parse_value(&digits), Ok(want), "{digits}");
+            assert_eq!(sample(&format!("x {digits}")).value, want, "{digits}");
+            // A byte that is not a digit, anywhere, goes to the float parser.
+            for at in 0..len {
+                for c in [b'/', b':', b'.', b'e', b' ', b'\0', 0x80, 0xb9] {
+                    let mut token = digits.clone().into_bytes();
+                    token[at] = c;
+                    let Ok(token) = String::from_utf8(token) else {
+                        continue;
+                    };
+                    assert_eq!(
+                        parse_value(&token).ok(),
+                        token.parse::<f64>().ok(),
+                        "{token:?}"
+                    );
+                }
+            }
         }
     }
 }

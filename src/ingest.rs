@@ -9,6 +9,7 @@
 //! matter. Memory: the context holds at most one line's worth of HELP text;
 //! the key scratch buffer is the caller's.
 
+use std::cmp::Ordering;
 use std::fmt;
 
 use crate::bytes;
@@ -254,7 +255,18 @@ pub fn resolve_family<'a>(
 /// Checks what a family's type asks of a sample's labels: a histogram
 /// bucket's `le` and a summary quantile's `quantile` are numbers, or
 /// Prometheus rejects the whole page.
+///
+/// Inlined as far as the type: most samples are of other types, and a
+/// push checks each.
+#[inline(always)]
 pub fn check_bounds(family: &Family, sample: &Sample) -> Result<(), IngestError> {
+    match family.kind {
+        MetricType::Histogram | MetricType::Summary => check_bound_label(family, sample),
+        _ => Ok(()),
+    }
+}
+
+fn check_bound_label(family: &Family, sample: &Sample) -> Result<(), IngestError> {
     // Prometheus reads `le` on every sample of a histogram and `quantile`
     // on every sample of a summary; buckets and quantiles must have one.
     let (bound, required) = match family.kind {
@@ -376,104 +388,164 @@ impl<'a> GroupLabels<'a> {
         }
         Some(g)
     }
-
-    fn label(&self, j: usize) -> Option<(usize, usize, usize)> {
-        self.spans[..self.count].get(j).copied()
-    }
 }
 
 /// [`write_key`] for a sample of a push: its labels merged with the
-/// group's, appended to `key` (a push collects its keys one after another).
-/// Returns `false`, writing nothing, when the sample's labels are not
-/// written in canonical form; [`write_key`] handles those.
+/// group's, written into `buf` from `at` (a push collects its keys one
+/// after another); returns where the key ends. `buf` grows when it has not
+/// room for the longest key this sample could have; bytes past the key
+/// are left as they were, as scratch. Returns `None`, writing nothing, when
+/// the sample's labels are not written in canonical form; [`write_key`]
+/// handles those.
 ///
 /// Both lists are sorted, so the key is written in runs copied whole
-/// (`a="1",b="2"` at once), not label by label.
-pub fn write_key_grouped(sample: &Sample, group: &GroupLabels, key: &mut Vec<u8>) -> bool {
-    let Some(canonical) = sample.canonical_key() else {
-        return false;
-    };
-    let line = canonical.as_bytes();
-    // Label i of the sample: its start, name end and end in `line`.
-    let own = |i: usize| {
-        (i < sample.label_count()).then(|| {
-            let [name_start, name_end, _, value_end] = sample.label_offsets(i);
-            (name_start, name_end, value_end + 1)
-        })
-    };
-    key.extend_from_slice(sample.name.as_bytes());
-    key.push(b'{');
-    // The run being copied: from the sample (true) or the group, a range.
-    let mut run: Option<(bool, usize, usize)> = None;
-    let mut first = true;
-    let mut flush = |key: &mut Vec<u8>, run: (bool, usize, usize)| {
-        if !first {
-            key.push(b',');
+/// (`a="1",b="2"` at once), not label by label. This runs for every
+/// sample of a push, so a run also takes along what surrounds it in its
+/// text: the line's `name{` before its first label, the comma before a
+/// label, the line's `}` after its last one. A key of the sample's labels
+/// around the group's is then three copies and one comma, into bytes that
+/// `buf` already holds: appending to a `Vec` would call `memcpy` for
+/// each, and resizing it zero it each time.
+pub fn write_key_grouped(
+    sample: &Sample,
+    group: &GroupLabels,
+    buf: &mut Vec<u8>,
+    at: usize,
+) -> Option<usize> {
+    let line = sample.canonical_key()?.as_bytes();
+    // The line and the group's labels, a comma and braces at most.
+    let room = at + line.len() + group.text.len() + 3;
+    if buf.len() < room {
+        buf.resize(room, 0);
+    }
+    let mut out = KeyOut { buf, at };
+    let own_count = sample.label_count();
+    if own_count == 0 {
+        // The line is the bare name; the group's labels all go.
+        out.piece(line);
+        if group.count > 0 {
+            out.byte(b'{');
+            out.piece(group.text);
+            out.byte(b'}');
         }
-        first = false;
-        let text = if run.0 { line } else { group.text };
-        key.extend_from_slice(&text[run.1..run.2]);
-    };
-    let (mut i, mut j) = (0, 0);
-    let (mut next_own, mut next_group) = (own(0), group.label(0));
-    loop {
-        let from_own = match (next_own, next_group) {
-            (None, None) => break,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (Some((os, oe, _)), Some((gs, ge, _))) => {
-                match bytes::cmp(&line[os..oe], &group.text[gs..ge]) {
-                    std::cmp::Ordering::Less => true,
-                    std::cmp::Ordering::Greater => false,
-                    // One of the two goes: the group's, if it is the weak
-                    // default, else the sample's.
-                    std::cmp::Ordering::Equal if group.weak == Some(j) => {
-                        j += 1;
-                        next_group = group.label(j);
-                        true
-                    }
-                    std::cmp::Ordering::Equal => {
-                        i += 1;
-                        next_own = own(i);
-                        false
-                    }
+        return Some(out.at);
+    }
+    // The line's bytes not copied yet (`pending.0 == pending.1`: none): a
+    // run of the sample's labels, which a canonical line with labels opens
+    // with `name{`.
+    let mut pending = (0, sample.name.len() + 1);
+    // Whether a label is in the key (copied or pending).
+    let mut any = false;
+    // The group's next label.
+    let mut j = 0;
+    for i in 0..own_count {
+        let [start, name_end, _, value_end] = sample.label_offsets(i);
+        let name = &line[start..name_end];
+        // The group's labels that sort before this one go first, with the
+        // group's label of the same name unless that is the weak default.
+        let first_group = j;
+        let (mut keep, mut yields) = (true, false);
+        while j < group.count {
+            let (gs, ge, _) = group.spans[j];
+            match cmp_names(&group.text[gs..ge], name) {
+                Ordering::Less => j += 1,
+                Ordering::Greater => break,
+                Ordering::Equal if group.weak == Some(j) => {
+                    yields = true;
+                    break;
+                }
+                Ordering::Equal => {
+                    keep = false;
+                    j += 1;
+                    break;
                 }
             }
-        };
-        let taken = if from_own {
-            let taken = next_own;
-            i += 1;
-            next_own = own(i);
-            taken
-        } else {
-            let taken = next_group;
+        }
+        if j > first_group {
+            out.piece(&line[pending.0..pending.1]);
+            pending = (0, 0);
+            out.group_run(group, first_group, j, any);
+            any = true;
+        }
+        if yields {
             j += 1;
-            next_group = group.label(j);
-            taken
-        };
-        let Some((start, _, end)) = taken else {
-            break;
-        };
-        run = match run {
-            // Adjacent in the same text: only a comma between.
-            Some((src, s, e)) if src == from_own && e + 1 == start => Some((src, s, end)),
-            Some(done) => {
-                flush(key, done);
-                Some((from_own, start, end))
-            }
-            None => Some((from_own, start, end)),
-        };
+        }
+        if !keep {
+            continue;
+        }
+        let end = value_end + 1;
+        if pending.0 < pending.1 {
+            // The labels before it in the line are pending: the comma
+            // between (or the `{`) is in the line too.
+            pending.1 = end;
+        } else if i > 0 {
+            pending = (start - 1, end);
+        } else {
+            // Label 0 after the group's: `name{` is copied, and no comma
+            // precedes it in the line.
+            out.byte(b',');
+            pending = (start, end);
+        }
+        any = true;
     }
-    if let Some(done) = run {
-        flush(key, done);
-    }
-    if first {
-        // No label at all: the key is the bare name.
-        key.pop();
+    if j < group.count {
+        out.piece(&line[pending.0..pending.1]);
+        out.group_run(group, j, group.count, any);
+        out.byte(b'}');
+    } else if pending.0 < pending.1 && pending.1 + 1 == line.len() {
+        // The sample's last label ends the line, just before its `}`.
+        out.piece(&line[pending.0..]);
     } else {
-        key.push(b'}');
+        out.piece(&line[pending.0..pending.1]);
+        out.byte(b'}');
     }
-    true
+    Some(out.at)
+}
+
+/// Where [`write_key_grouped`] writes: bytes already in the buffer.
+struct KeyOut<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl KeyOut<'_> {
+    // Inlined: a few pieces per key, and as calls they cost a sixth of it.
+    #[inline(always)]
+    fn piece(&mut self, piece: &[u8]) {
+        let end = self.at + piece.len();
+        bytes::copy(&mut self.buf[self.at..end], piece);
+        self.at = end;
+    }
+
+    fn byte(&mut self, b: u8) {
+        self.buf[self.at] = b;
+        self.at += 1;
+    }
+
+    /// The group's labels `from..to`, after a comma when `any` label
+    /// precedes them: the group's text has it, but before its first label.
+    fn group_run(&mut self, group: &GroupLabels, from: usize, to: usize, any: bool) {
+        let (mut start, _, _) = group.spans[from];
+        let (_, _, end) = group.spans[to - 1];
+        if any {
+            if from > 0 {
+                start -= 1;
+            } else {
+                self.byte(b',');
+            }
+        }
+        self.piece(&group.text[start..end]);
+    }
+}
+
+/// Orders label names; most differ in their first byte, which spares the
+/// word-wise comparison.
+#[inline]
+fn cmp_names(a: &[u8], b: &[u8]) -> Ordering {
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => bytes::cmp(a, b),
+    }
 }
 
 /// [`write_key`] for a name and labels that did not come from a line.
@@ -800,6 +872,58 @@ mod tests {
     }
 
     #[test]
+    fn grouped_keys_for_every_overlap_of_label_names() {
+        // Every subset of these names on the sample, against every grouping
+        // key (with `job`) of them: runs of either side at the start, in
+        // the middle and at the end, and names on both sides.
+        let names = ["a", "b", "instance", "job", "k", "zz"];
+        let mut checked = 0;
+        for own in 0..1u32 << names.len() {
+            let mut line = String::from("m");
+            let picked: Vec<&str> = (0..names.len())
+                .filter(|b| own & 1 << b != 0)
+                .map(|b| names[b])
+                .collect();
+            if !picked.is_empty() {
+                let labels: Vec<String> = picked.iter().map(|n| format!("{n}=\"o{n}\"")).collect();
+                line = format!("m{{{}}}", labels.join(","));
+            }
+            line.push_str(" 1");
+            let Ok(Line::Sample(s)) = exposition::parse_line(line.as_bytes()) else {
+                panic!("{line}")
+            };
+            for grouping in 0..1u32 << names.len() {
+                let labels: Vec<Label> = (0..names.len())
+                    .filter(|b| grouping & 1 << b != 0 || names[*b] == "job")
+                    .map(|b| (names[b], "g"))
+                    .collect();
+                let has_instance = labels.iter().any(|(n, _)| *n == "instance");
+                let mut all = labels.clone();
+                if !has_instance {
+                    all.push(("instance", ""));
+                    all.sort();
+                }
+                let text: Vec<String> = all.iter().map(|(n, v)| format!("{n}=\"{v}\"")).collect();
+                let text = text.join(",");
+                let group =
+                    GroupLabels::new(text.as_bytes(), (!has_instance).then_some("instance"))
+                        .unwrap();
+                let mut slow = Vec::new();
+                write_key(&s, &labels, &[("instance", "")], &mut slow);
+                let mut fast = Vec::new();
+                let end = write_key_grouped(&s, &group, &mut fast, 0).unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&fast[..end]),
+                    String::from_utf8_lossy(&slow),
+                    "{line} with {text}"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 64 * 64);
+    }
+
+    #[test]
     fn grouped_keys_are_the_keys_write_key_builds() {
         let lines = [
             "m 1",
@@ -812,12 +936,21 @@ mod tests {
             "m{z=\"1\",a=\"2\"} 1",
             "m{ a=\"1\" } 1",
             "m{le=\"0.5\",series=\"9\"} 1",
+            "m{aaa=\"1\",zzzz=\"2\"} 1",
+            "m{b=\"1\",instance=\"i\",zzzz=\"x\"} 1",
+            "m{job=\"x\"} 1",
+            "m{a=\"1\",job=\"x\"} 1",
+            "m{job=\"x\",zzzz=\"1\"} 1",
+            "m{a=\"1\",b=\"2\",c=\"3\",job=\"x\",k=\"4\",zzzz=\"5\"} 1",
         ];
-        let groups: [&[Label]; 4] = [
+        let groups: [&[Label]; 7] = [
             &[("job", "j")],
             &[("instance", "b"), ("job", "j")],
             &[("a", "g"), ("job", "j"), ("zone", "\\\",")],
             &[("job", "j"), ("series", "s")],
+            &[("job", "j"), ("zzz", "last")],
+            &[("b", "g"), ("job", "j"), ("k", "")],
+            &[("a", "1"), ("c", "3"), ("job", "j"), ("zzzz", "z")],
         ];
         let defaults: &[Label] = &[("instance", "")];
         let mut merged = 0;
@@ -841,20 +974,24 @@ mod tests {
                 let Ok(Line::Sample(s)) = exposition::parse_line(line.as_bytes()) else {
                     panic!("{line}")
                 };
-                let (mut fast, mut slow) = (Vec::new(), Vec::new());
+                let mut slow = Vec::new();
                 write_key(&s, labels, defaults, &mut slow);
-                if write_key_grouped(&s, &group, &mut fast) {
+                // Written after other bytes, into a buffer with scratch.
+                let mut fast = b"before".to_vec();
+                if let Some(end) = write_key_grouped(&s, &group, &mut fast, 6) {
                     merged += 1;
                     assert_eq!(
-                        String::from_utf8_lossy(&fast),
+                        String::from_utf8_lossy(&fast[6..end]),
                         String::from_utf8_lossy(&slow),
                         "{line} with {text}"
                     );
+                    assert_eq!(&fast[..6], b"before");
                 } else {
                     assert!(s.canonical_key().is_none(), "{line}");
+                    assert_eq!(fast, b"before");
                 }
             }
         }
-        assert_eq!(merged, 4 * 7, "every canonical line takes the merge");
+        assert_eq!(merged, 7 * 13, "every canonical line takes the merge");
     }
 }

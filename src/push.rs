@@ -48,7 +48,9 @@ pub struct Scratch {
     spans: [Span; MAX_GROUP_LABELS],
     /// The checked samples of the push being applied.
     entries: Vec<Entry>,
-    /// Their keys, one after another.
+    /// Their keys, one after another from the start. Its length is the
+    /// most any push used: the bytes past the keys of the push under way
+    /// are scratch, so writing a key needs no zeroing or `memcpy`.
     keys: Vec<u8>,
     /// Their families, and the families' names and HELP texts.
     fams: Vec<FamilyEntry>,
@@ -63,6 +65,9 @@ struct Entry {
     value: f64,
     family: usize,
     add: bool,
+    /// The series exists in this group and the push leaves its family as
+    /// it is: the write may go by id ([`Cache::group_rewrite`]).
+    rewrite: bool,
 }
 
 /// A family as the push states it; its text lives in `Scratch::fam_text`.
@@ -70,10 +75,13 @@ struct FamilyEntry {
     name: (usize, usize),
     help: Option<(usize, usize)>,
     kind: MetricType,
+    /// The cache's record of this family as stated ([`Cache::family_id`]),
+    /// looked up once per family rather than per sample.
+    cached: Option<u32>,
 }
 
 impl FamilyEntry {
-    fn store(text: &mut Vec<u8>, f: &Family) -> FamilyEntry {
+    fn store(text: &mut Vec<u8>, f: &Family, cached: Option<u32>) -> FamilyEntry {
         let mut put = |s: &str| {
             let start = text.len();
             text.extend_from_slice(s.as_bytes());
@@ -83,6 +91,7 @@ impl FamilyEntry {
             name: put(f.name),
             help: f.help.map(put),
             kind: f.kind,
+            cached,
         }
     }
 
@@ -683,44 +692,55 @@ fn push(
     s.families.clear();
     s.declared.clear();
     s.entries.clear();
-    s.keys.clear();
+    // Where the keys of this push end in `s.keys`.
+    let mut keys_end = 0;
     s.fams.clear();
     s.fam_text.clear();
     let mut needed = 0;
     // The grouping key is canonical already: samples merge with it.
     let weak = (!labels.iter().any(|(n, _)| *n == "instance")).then_some("instance");
     let grouped = ingest::GroupLabels::new(&s.group, weak);
+    // Found once: pass 1 does not change the cache.
+    let group = cache.group_find(&s.group);
     // The family of the last line when it was a sample (its kind and the
     // length of its name, a prefix of the sample name): a following sample
     // of the same name, with no TYPE or HELP line between, has it too.
     let mut last: Option<(&str, MetricType, usize)> = None;
-    for (i, parsed) in exposition::parse_lines(body).enumerate() {
-        let line_no = i as u64 + 1;
+    let mut line_no = 0;
+    let mut lines = exposition::Lines::new(body);
+    while let Some(line) = lines.next_line() {
+        line_no += 1;
+        // Parsed here, where it is used: a parsed line is a few hundred
+        // bytes, and handing it on copies it.
+        let parsed = exposition::parse(line);
         let fail = |error: IngestError| PushError::Line {
             line: line_no,
             error,
         };
-        let parsed = parsed.map_err(|e| fail(e.into()))?;
-        if let Line::Type { name, kind } = &parsed {
-            if listed(&s.declared, name) {
-                return Err(PushError::DuplicateType { line: line_no });
+        let sample = match &parsed {
+            Ok(Line::Sample(sample)) => sample,
+            Ok(other) => {
+                if let Line::Type { name, kind } = other {
+                    if listed(&s.declared, name) {
+                        return Err(PushError::DuplicateType { line: line_no });
+                    }
+                    if listed(&s.families, name) {
+                        return Err(PushError::TypeAfterSamples { line: line_no });
+                    }
+                    s.declared.extend_from_slice(name.as_bytes());
+                    s.declared.push(b'\n');
+                    if ingest::is_reserved(name) {
+                        return Err(fail(IngestError::Reserved));
+                    }
+                    if cache.family_type(name).is_some_and(|k| k != *kind) {
+                        return Err(PushError::TypeConflict { line: line_no });
+                    }
+                }
+                s.ctx.note(other);
+                last = None;
+                continue;
             }
-            if listed(&s.families, name) {
-                return Err(PushError::TypeAfterSamples { line: line_no });
-            }
-            s.declared.extend_from_slice(name.as_bytes());
-            s.declared.push(b'\n');
-            if ingest::is_reserved(name) {
-                return Err(fail(IngestError::Reserved));
-            }
-            if cache.family_type(name).is_some_and(|k| k != *kind) {
-                return Err(PushError::TypeConflict { line: line_no });
-            }
-        }
-        s.ctx.note(&parsed);
-        let Line::Sample(sample) = &parsed else {
-            last = None;
-            continue;
+            Err(e) => return Err(fail((*e).into())),
         };
         let (kind, name_len) = match last {
             Some((name, kind, len)) if bytes::eq(name.as_bytes(), sample.name.as_bytes()) => {
@@ -740,25 +760,45 @@ fn push(
                     return Err(PushError::TypeConflict { line: line_no });
                 }
                 if s.fams.last().is_none_or(|f| !f.is(&s.fam_text, &family)) {
-                    needed += add_family(&mut s.families, &mut s.fams, &mut s.fam_text, &family);
+                    // Only a group that exists can hold series to rewrite.
+                    let cached = group.and_then(|_| cache.family_id(&family));
+                    needed += add_family(
+                        &mut s.families,
+                        &mut s.fams,
+                        &mut s.fam_text,
+                        &family,
+                        cached,
+                    );
                 }
                 (family.kind, family.name.len())
             }
         };
         last = Some((sample.name, kind, name_len));
-        let key_start = s.keys.len();
+        let key_start = keys_end;
         let merged = grouped
             .as_ref()
-            .is_some_and(|g| ingest::write_key_grouped(sample, g, &mut s.keys));
-        if !merged {
-            ingest::write_key(sample, labels, defaults, &mut s.key);
-            s.keys.extend_from_slice(&s.key);
-        }
-        let key = &s.keys[key_start..];
+            .and_then(|g| ingest::write_key_grouped(sample, g, &mut s.keys, key_start));
+        keys_end = match merged {
+            Some(end) => end,
+            None => {
+                ingest::write_key(sample, labels, defaults, &mut s.key);
+                let end = key_start + s.key.len();
+                if s.keys.len() < end {
+                    s.keys.resize(end, 0);
+                }
+                s.keys[key_start..end].copy_from_slice(&s.key);
+                end
+            }
+        };
+        let key = &s.keys[key_start..keys_end];
         let found = cache.lookup(key);
-        if cache.owned_by_other(found, &s.group) {
+        if cache.owned_by_other(found, group) {
             return Err(fail(IngestError::Cache(CacheError::Owned)));
         }
+        let family = s.fams.len() - 1;
+        // Not owned by another: if it exists, this group holds it.
+        let cached = s.fams[family].cached;
+        let rewrite = cached.is_some() && cache.series_family(found) == cached;
         needed += record_bytes(key.len());
         // Stop as soon as the push cannot fit: this also bounds what the
         // scratch buffers below hold to about the cache budget.
@@ -767,14 +807,14 @@ fn push(
         }
         // Pass 2 applies from here, without parsing the body again.
         s.entries.push(Entry {
-            key: (key_start, s.keys.len()),
+            key: (key_start, keys_end),
             found,
             value: sample.value,
-            family: s.fams.len() - 1,
+            family,
             add: method == PushMethod::Patch && adds(kind, &sample.name[..name_len], sample.name),
+            rewrite,
         });
     }
-    let group = cache.group_find(&s.group);
     let kept = match (group, method) {
         (Some(g), PushMethod::Post) => {
             cache.group_retained_bytes(g, |f| listed_bytes(&s.families, f))
@@ -792,7 +832,9 @@ fn push(
     let all = group.map_or(0, |g| cache.group_bytes(g));
     let in_place = needed + all + group_bytes <= cache.push_room();
 
-    // Pass 2: apply; nothing above failed, so this fits.
+    // Pass 2: apply; nothing above failed, so this fits. What pass 1 found
+    // out about series and families holds while the layout stays this.
+    let checked_layout = cache.layout();
     let gid = cache
         .group_open(&s.group, now, req.ttl_ms)
         .map_err(|_| PushError::TooLarge)?;
@@ -815,6 +857,23 @@ fn push(
     }
     let mut family = None;
     for e in &s.entries {
+        let w = Write {
+            ttl_ms: req.ttl_ms,
+            drain: req.drain,
+            add: e.add,
+        };
+        let key = &s.keys[e.key.0..e.key.1];
+        // Most series of a push are pushed again unchanged but for their
+        // value: written by id, sparing the general write its searches.
+        // Any series or family added or removed, or a family changed (say,
+        // `group_clear`, or a new series evicting others), changes the
+        // layout; from then on the general write decides.
+        if e.rewrite
+            && cache.layout() == checked_layout
+            && cache.group_rewrite(gid, e.found, key, e.value, now, w)
+        {
+            continue;
+        }
         let family = match family {
             Some((i, f)) if i == e.family => f,
             _ => {
@@ -823,12 +882,6 @@ fn push(
                 f
             }
         };
-        let w = Write {
-            ttl_ms: req.ttl_ms,
-            drain: req.drain,
-            add: e.add,
-        };
-        let key = &s.keys[e.key.0..e.key.1];
         if let Err(err) = cache.group_set_with(gid, &family, key, Some(e.found), e.value, now, w) {
             log::error!("push to checked group failed: {err}");
         }
@@ -846,6 +899,7 @@ fn add_family(
     fams: &mut Vec<FamilyEntry>,
     fam_text: &mut Vec<u8>,
     family: &Family,
+    cached: Option<u32>,
 ) -> usize {
     let mut needed = 0;
     if !listed(families, family.name) {
@@ -861,7 +915,7 @@ fn add_family(
         families.extend_from_slice(family.name.as_bytes());
         families.push(b'\n');
     }
-    fams.push(FamilyEntry::store(fam_text, family));
+    fams.push(FamilyEntry::store(fam_text, family, cached));
     needed
 }
 
@@ -1098,6 +1152,58 @@ mod tests {
         assert_eq!(c.get(b"a{instance=\"\",job=\"j\"}", 0), Some(7.0));
         call(&mut c, PushMethod::Put, "/metrics/job/j", "a 8\n").unwrap();
         assert_eq!(c.series_count(), 1, "what the PUT did not repeat is gone");
+        c.check_invariants();
+    }
+
+    #[test]
+    fn series_pushed_again_keep_every_rule_of_the_general_write() {
+        let mut c = Cache::new(16 * 1024);
+        let path = "/metrics/job/j";
+        let help = |c: &Cache| {
+            let p = page(c);
+            p.lines()
+                .find(|l| l.starts_with("# HELP a "))
+                .map(str::to_string)
+        };
+        call(
+            &mut c,
+            PushMethod::Put,
+            path,
+            "# HELP a y\na{l=\"1\"} 1\na{l=\"2\"} 2\n",
+        )
+        .unwrap();
+        // The HELP changes back and forth within one push: the last wins,
+        // also for a series whose family was unchanged when checked.
+        let body = "# HELP a x\na{l=\"1\"} 3\n# HELP a y\na{l=\"2\"} 4\n";
+        call(&mut c, PushMethod::Put, path, body).unwrap();
+        assert_eq!(help(&c).as_deref(), Some("# HELP a y"));
+        assert_eq!(c.get(b"a{instance=\"\",job=\"j\",l=\"2\"}", 0), Some(4.0));
+        let body = "# HELP a y\na{l=\"1\"} 5\n# HELP a x\na{l=\"2\"} 6\n";
+        call(&mut c, PushMethod::Put, path, body).unwrap();
+        assert_eq!(help(&c).as_deref(), Some("# HELP a x"));
+        // PATCH adds to counters in place, and a series pushed twice in a
+        // body takes both writes.
+        call(
+            &mut c,
+            PushMethod::Put,
+            path,
+            "# TYPE n counter\nn 1\ng 1\n",
+        )
+        .unwrap();
+        call(
+            &mut c,
+            PushMethod::Patch,
+            path,
+            "# TYPE n counter\nn 2\nn 3\ng 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.get(b"n{instance=\"\",job=\"j\"}", 0), Some(6.0));
+        assert_eq!(c.get(b"g{instance=\"\",job=\"j\"}", 0), Some(6.0));
+        // A new TYPE replaces the family and its series.
+        call(&mut c, PushMethod::Put, path, "# TYPE n gauge\nn 7\n").unwrap_err();
+        call(&mut c, PushMethod::Delete, path, "").unwrap();
+        call(&mut c, PushMethod::Put, path, "# TYPE n gauge\nn 7\n").unwrap();
+        assert_eq!(c.family_type("n"), Some(MetricType::Gauge));
         c.check_invariants();
     }
 
