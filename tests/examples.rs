@@ -67,15 +67,6 @@ fn run(cmd: &mut Command) -> Output {
     run_with_input(cmd, "")
 }
 
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout:\n{}--- stderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// The value of the one sample of `name` whose labels include every
 /// `label="value"` of `labels`, in any order.
 fn sample_value(page: &str, name: &str, labels: &[&str]) -> Option<String> {
