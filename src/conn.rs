@@ -15,12 +15,9 @@
 //! # Memory
 //! Per connection: a request buffer of [`REQUEST_HEAD_MAX_BYTES`] (HTTP), a
 //! carry buffer of at most [`LINE_MAX_BYTES`] and a HELP context of at most
-//! one line (stream), queued replies of at most [`REPLY_MAX_BYTES`]. Pages
-//! are shared with the renderer, not copied; a scrape's response head and
-//! its copy of the gateway's own metrics (at most
-//! [`SELF_METRICS_MAX_BYTES`](crate::limits::SELF_METRICS_MAX_BYTES)) stay
-//! in the connection's output buffer, whose room the next keep-alive scrape
-//! reuses.
+//! one line (stream), queued replies of at most [`REPLY_MAX_BYTES`]. The
+//! page and the gateway's own metrics after it are shared with the
+//! renderer, not copied: a connection holds them only while it sends them.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::rc::Rc;
@@ -120,14 +117,11 @@ impl Socket {
 /// tail (the gateway's own metrics), sent in that order.
 #[derive(Default)]
 struct Outbox {
-    /// The head, then the tail: the tail is copied here because it is
-    /// rendered again for the next scrape while this one may still be
-    /// sending.
     bytes: Vec<u8>,
-    /// How many bytes at the end of `bytes` are the tail. Anything appended
-    /// while it is 0 (stream replies, text responses) is head.
-    tail_len: usize,
     page: Option<Rc<Vec<u8>>>,
+    /// Shared like the page, not copied: a copy per connection stayed in
+    /// each connection's buffer as spare room after the scrape.
+    tail: Option<Rc<Vec<u8>>>,
     /// Bytes written of head, page and tail taken as one sequence.
     sent: usize,
     /// The page being sent holds drain-on-scrape series under this id.
@@ -138,16 +132,15 @@ struct Outbox {
 
 impl Outbox {
     fn is_empty(&self) -> bool {
-        self.sent == self.bytes.len() && self.page.is_none()
+        self.sent == self.bytes.len() && self.page.is_none() && self.tail.is_none()
     }
 
     /// Writes until done or `WouldBlock`; `Ok(true)` when all is sent.
     fn flush(&mut self, socket: &mut impl Write) -> io::Result<bool> {
         loop {
-            let (head, tail) = self
-                .bytes
-                .split_at(self.bytes.len().saturating_sub(self.tail_len));
+            let head = &self.bytes[..];
             let page = self.page.as_deref().map_or(&[][..], |p| &p[..]);
+            let tail = self.tail.as_deref().map_or(&[][..], |t| &t[..]);
             let mut unsent = [IoSlice::new(&[]); 3];
             let mut count = 0;
             let mut skip = self.sent;
@@ -167,8 +160,8 @@ impl Outbox {
                     self.delivered = std::mem::take(&mut self.drain_page);
                 }
                 self.bytes.clear();
-                self.tail_len = 0;
                 self.page = None;
+                self.tail = None;
                 self.sent = 0;
                 return Ok(true);
             }
@@ -816,23 +809,20 @@ fn respond(
             ctx.stats.scrapes += 1;
             let (cache, stats) = (&*ctx.cache, &*ctx.stats);
             let page = ctx.renderer.page(cache);
-            let tail = if ctx.self_metrics {
+            let tail = ctx.self_metrics.then(|| {
                 ctx.renderer
                     .tail(|out| self_metrics::write(out, stats, cache))
-            } else {
-                &[]
-            };
+            });
             http::write_head(
                 &mut out.bytes,
                 status,
                 http::METRICS_CONTENT_TYPE,
-                page.len() + tail.len(),
+                page.len() + tail.as_ref().map_or(0, |t| t.len()),
                 keep_alive,
                 allow,
             );
             if !head_only {
-                out.bytes.extend_from_slice(tail);
-                out.tail_len = tail.len();
+                out.tail = tail;
                 out.page = Some(page);
                 let id = *ctx.next_page;
                 if ctx.cache.mark_scraped(ctx.renderer.order(), id) {
@@ -1038,8 +1028,7 @@ mod tests {
     fn queued(head: &[u8], page: Option<&[u8]>, tail: &[u8]) -> Outbox {
         let mut out = Outbox::default();
         out.bytes.extend_from_slice(head);
-        out.bytes.extend_from_slice(tail);
-        out.tail_len = tail.len();
+        out.tail = Some(Rc::new(tail.to_vec()));
         out.page = page.map(|p| Rc::new(p.to_vec()));
         out.drain_page = 5;
         out
@@ -1088,7 +1077,7 @@ mod tests {
                     let at = format!("{whole:?} split at {first}, {second}");
                     assert_eq!(peer.got, whole, "{at}");
                     assert_eq!(out.delivered, 5, "{at}");
-                    assert!(out.is_empty() && out.bytes.is_empty() && out.tail_len == 0);
+                    assert!(out.is_empty() && out.bytes.is_empty() && out.tail.is_none());
                 }
             }
         }

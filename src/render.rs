@@ -18,9 +18,9 @@
 //! (no change) or a new buffer (the cache changed while the old one was
 //! held; the only case that allocates). The sort order is kept in a scratch
 //! vector reserved for the most series the budget can hold, and recomputed
-//! only when series are added or removed. The tail is one buffer reserved
-//! once for [`SELF_METRICS_MAX_BYTES`] and reused by every scrape, which
-//! copies it out, so it is never held across scrapes.
+//! only when series are added or removed. The tail is reserved for
+//! [`SELF_METRICS_MAX_BYTES`] and shared like the page: rendered again for
+//! every scrape, in place unless a slow scraper still holds the last one.
 
 use std::cmp::Ordering;
 use std::io::Write as _;
@@ -38,7 +38,7 @@ pub struct Renderer {
     /// The cache's (generation, layout) that `page` shows; `None` until the
     /// first page.
     page_shows: Option<(u64, u64)>,
-    tail: Vec<u8>,
+    tail: Rc<Vec<u8>>,
 }
 
 impl Renderer {
@@ -50,7 +50,7 @@ impl Renderer {
             order_layout: None,
             page: Rc::new(Vec::with_capacity(cache.capacity() * 2)),
             page_shows: None,
-            tail: Vec::with_capacity(SELF_METRICS_MAX_BYTES),
+            tail: Rc::new(Vec::with_capacity(SELF_METRICS_MAX_BYTES)),
         }
     }
 
@@ -92,10 +92,16 @@ impl Renderer {
 
     /// What `write` renders (the gateway's own metrics, which go after the
     /// page), in the buffer kept for it.
-    pub fn tail(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> &[u8] {
-        self.tail.clear();
-        write(&mut self.tail);
-        &self.tail
+    pub fn tail(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Rc<Vec<u8>> {
+        if Rc::get_mut(&mut self.tail).is_none() {
+            // A slow scraper still sends the last one.
+            self.tail = Rc::new(Vec::with_capacity(SELF_METRICS_MAX_BYTES));
+        }
+        // Not shared now, so this borrows it without a copy.
+        let tail = Rc::make_mut(&mut self.tail);
+        tail.clear();
+        write(tail);
+        Rc::clone(&self.tail)
     }
 
     /// The page with what `extra` renders after it, in one buffer: for
@@ -104,12 +110,13 @@ impl Renderer {
     /// [`Renderer::tail`] one after the other instead.
     pub fn render(&mut self, cache: &Cache, extra: impl FnOnce(&mut Vec<u8>)) -> Rc<Vec<u8>> {
         let page = self.page(cache);
-        if self.tail(extra).is_empty() {
+        let tail = self.tail(extra);
+        if tail.is_empty() {
             return page;
         }
-        let mut whole = Vec::with_capacity(page.len() + self.tail.len());
+        let mut whole = Vec::with_capacity(page.len() + tail.len());
         whole.extend_from_slice(&page);
-        whole.extend_from_slice(&self.tail);
+        whole.extend_from_slice(&tail);
         Rc::new(whole)
     }
 }
