@@ -101,16 +101,16 @@ pub const PER_CONNECTION_MAX_BYTES: usize =
 
 /// Most bytes the gateway's own metrics (`push_gateway_*`) take on one
 /// page, with every counter at its largest. The renderer reserves this once
-/// for them; each scrape response copies them after its head, so a scrape
-/// connection holds at most this plus the head while it sends. A test checks
-/// the bound; past it the buffer would grow once, nothing is cut.
+/// for them and shares the text with scrapers like the page (a new buffer
+/// only while a slow scraper still sends the last one). A test checks the
+/// bound; past it the buffer would grow once, nothing is cut.
 pub const SELF_METRICS_MAX_BYTES: usize = 8 * 1024;
 
 /// Worst-case heap of the whole gateway for a configuration, as documented
 /// in README. Pages held by slow scrapers are one per distinct page, and
 /// each is bounded by `2 × cache_bytes + 64 KiB` (the 64 KiB also covers
-/// the response head and the [`SELF_METRICS_MAX_BYTES`] a scrape
-/// connection holds); each connection may hold a
+/// the response head and the [`SELF_METRICS_MAX_BYTES`] of the gateway's
+/// own metrics sent with it); each connection may hold a
 /// push body of `max_body_bytes`; the shared push scratch holds a protobuf
 /// body's text (at most 8 times the larger of the budget and the body), and
 /// keys and entries of at most the budget each.
