@@ -11,6 +11,8 @@
 
 #[path = "fuzz/check.rs"]
 mod check;
+mod common;
+use common::protobuf::{bytes_field, delimited, histogram_body};
 
 use push_gateway::cache::Cache;
 use push_gateway::exposition::{Line, parse_line};
@@ -44,48 +46,6 @@ fn put(cache: &mut Cache, path: &str, body: &[u8], protobuf: bool) -> Result<u16
         60_000,
         1_700_000_000.0,
     )
-}
-
-// A minimal protobuf encoder, for the bodies below.
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn bytes_field(out: &mut Vec<u8>, field: u64, b: &[u8]) {
-    varint(out, field << 3 | 2);
-    varint(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
-
-fn delimited(family: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    varint(&mut out, family.len() as u64);
-    out.extend_from_slice(family);
-    out
-}
-
-/// A histogram family whose one metric has a long label and `buckets`
-/// empty buckets: every bucket line repeats the label.
-fn histogram_body(label_bytes: usize, buckets: usize) -> Vec<u8> {
-    let mut label = Vec::new();
-    bytes_field(&mut label, 1, b"l");
-    bytes_field(&mut label, 2, &vec![b'v'; label_bytes]);
-    let mut hist = Vec::new();
-    for _ in 0..buckets {
-        bytes_field(&mut hist, 3, &[]);
-    }
-    let mut metric = Vec::new();
-    bytes_field(&mut metric, 1, &label);
-    bytes_field(&mut metric, 7, &hist);
-    let mut family = Vec::new();
-    bytes_field(&mut family, 1, b"h");
-    family.extend_from_slice(&[3 << 3, 4]); // type: histogram
-    bytes_field(&mut family, 4, &metric);
-    delimited(&family)
 }
 
 /// Fuzz target `protobuf`. The decode limit is checked after each whole

@@ -40,6 +40,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::protobuf::histogram_body;
 use common::*;
 use push_gateway::limits::{REQUEST_TIMEOUT, worst_case_heap_bytes};
 
@@ -957,20 +958,6 @@ fn wait_exit(mut child: Child) -> std::process::Output {
 
 // ------------------------------------------------------- protobuf pushes
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn bytes_field(out: &mut Vec<u8>, field: u64, b: &[u8]) {
-    varint(out, field << 3 | 2);
-    varint(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
-
 /// A 10 KB protobuf push, the largest the default `--max-body-bytes` lets
 /// in, of one histogram with a long label and thousands of buckets: once
 /// decoded to 12.5 MB of text before its limit was checked, kept by the
@@ -980,23 +967,7 @@ fn bytes_field(out: &mut Vec<u8>, field: u64, b: &[u8]) {
 fn a_small_protobuf_push_cannot_inflate_memory() {
     let gw = Gateway::start(&[]);
     let before = rss_kib(&gw);
-    let mut label = Vec::new();
-    bytes_field(&mut label, 1, b"l");
-    bytes_field(&mut label, 2, &[b'v'; 5000]);
-    let mut hist = Vec::new();
-    for _ in 0..2500 {
-        bytes_field(&mut hist, 3, &[]);
-    }
-    let mut metric = Vec::new();
-    bytes_field(&mut metric, 1, &label);
-    bytes_field(&mut metric, 7, &hist);
-    let mut family = Vec::new();
-    bytes_field(&mut family, 1, b"h");
-    family.extend_from_slice(&[3 << 3, 4]);
-    bytes_field(&mut family, 4, &metric);
-    let mut body = Vec::new();
-    varint(&mut body, family.len() as u64);
-    body.extend_from_slice(&family);
+    let body = histogram_body(5000, 2500);
     assert!(body.len() <= 10 * 1024);
     let mut raw = format!(
         "PUT /metrics/job/inflate HTTP/1.1\r\nContent-Type: application/vnd.google.protobuf; \

@@ -27,6 +27,7 @@
 //! tool fails the test, it never skips.
 
 mod common;
+use common::tools::require_tool;
 use common::*;
 
 use std::collections::{BTreeSet, HashMap};
@@ -49,24 +50,6 @@ fn systemd_dir() -> PathBuf {
 fn read(name: &str) -> String {
     let path = systemd_dir().join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-/// The absolute path of `name` on `PATH`; fails the test when it is missing.
-fn require_tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        let candidate = dir.join(name);
-        if let Ok(meta) = candidate.metadata() {
-            use std::os::unix::fs::PermissionsExt;
-            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "`{name}` not found on PATH: run tests/e2e/install.sh, or \
-         apt-get install systemd strace"
-    );
 }
 
 fn run(cmd: &mut Command) -> Output {
