@@ -18,7 +18,13 @@
 //! (no change) or a new buffer (the cache changed while the old one was
 //! held; the only case that allocates). The sort order is kept in a scratch
 //! vector reserved for the most series the budget can hold, and recomputed
-//! only when series are added or removed. The tail is reserved for
+//! only when series are added or removed, and then by merging: the series
+//! of the last order that are still there keep their places, and only the
+//! new ones are sorted and merged in ([`Renderer::page`]), so a scrape
+//! while a flood replaces series costs O(n + k log n) for n series of which
+//! k are new, not a sort of all of them. Three more vectors of the same
+//! bound serve that merge (each series' key hash, the new series, a bitmap
+//! of ids): 9 bytes per series the budget can hold. The tail is reserved for
 //! [`SELF_METRICS_MAX_BYTES`] and shared like the page: rendered again for
 //! every scrape, in place unless a slow scraper still holds the last one.
 
@@ -32,6 +38,12 @@ use crate::limits::SELF_METRICS_MAX_BYTES;
 
 pub struct Renderer {
     order: Vec<u32>,
+    /// The key hash of each series of `order` when it was placed there.
+    hashes: Vec<u32>,
+    /// Series new since the last order, being merged in.
+    fresh: Vec<u32>,
+    /// A bit per id: the series is in the kept part of the order.
+    kept: Vec<u64>,
     groups: Vec<u32>,
     order_layout: Option<u64>,
     page: Rc<Vec<u8>>,
@@ -46,6 +58,9 @@ impl Renderer {
     pub fn new(cache: &Cache) -> Renderer {
         Renderer {
             order: Vec::with_capacity(cache.max_series()),
+            hashes: Vec::with_capacity(cache.max_series()),
+            fresh: Vec::with_capacity(cache.max_series()),
+            kept: Vec::with_capacity(cache.max_series().div_ceil(64)),
             groups: Vec::with_capacity(cache.max_series()),
             order_layout: None,
             page: Rc::new(Vec::with_capacity(cache.capacity() * 2)),
@@ -67,10 +82,7 @@ impl Renderer {
             return Rc::clone(&self.page);
         }
         if self.order_layout != Some(cache.layout()) {
-            self.order.clear();
-            cache.series_ids(&mut self.order);
-            self.order
-                .sort_unstable_by(|&a, &b| compare_series(cache, a, b));
+            self.reorder(cache);
             self.groups.clear();
             cache.group_ids(&mut self.groups);
             self.groups
@@ -88,6 +100,79 @@ impl Renderer {
         write_push_times(cache, &self.groups, out);
         self.page_shows = shows;
         Rc::clone(&self.page)
+    }
+
+    /// Brings `order` up to date with the cache's series: keeps the series
+    /// of the last order that still name the same series (same id and key
+    /// hash) in their places, sorts only the others and merges them in.
+    /// Kept series are checked to still be in order as they are kept (an
+    /// id reused for another series of the same hash would not be), and
+    /// one that is not goes with the new ones: the order is exact whatever
+    /// happened to the ids. When most series are new, it sorts them all.
+    fn reorder(&mut self, cache: &Cache) {
+        let less = |a: u32, b: u32| compare_series(cache, a, b) == Ordering::Less;
+        self.kept.clear();
+        self.kept
+            .resize((cache.id_bound() as usize).div_ceil(64), 0);
+        let mut n = 0;
+        for i in 0..self.order.len() {
+            let id = self.order[i];
+            if cache.series_hash(id) != Some(self.hashes[i])
+                || (n > 0 && !less(self.order[n - 1], id))
+            {
+                continue;
+            }
+            self.order[n] = id;
+            self.hashes[n] = self.hashes[i];
+            self.kept[id as usize / 64] |= 1 << (id % 64);
+            n += 1;
+        }
+        self.order.truncate(n);
+        self.fresh.clear();
+        cache.series_ids(&mut self.fresh);
+        let kept = &self.kept;
+        self.fresh
+            .retain(|&id| kept[id as usize / 64] & (1 << (id % 64)) == 0);
+        if self.fresh.len() >= n {
+            self.order.extend_from_slice(&self.fresh);
+            self.order
+                .sort_unstable_by(|&a, &b| compare_series(cache, a, b));
+        } else {
+            self.fresh
+                .sort_unstable_by(|&a, &b| compare_series(cache, a, b));
+            // Merge from the back: the largest new series first, each after
+            // the kept ones below it, moving every kept series once. A few
+            // new series find their places by binary search (k log n
+            // comparisons), many by walking (n + k).
+            let k = self.fresh.len();
+            let search = k * (usize::BITS - n.leading_zeros()) as usize <= n;
+            self.order.resize(n + k, 0);
+            let mut end = n;
+            for j in (0..k).rev() {
+                let id = self.fresh[j];
+                let at = if search {
+                    self.order[..end].partition_point(|&x| less(x, id))
+                } else {
+                    let mut at = end;
+                    while at > 0 && !less(self.order[at - 1], id) {
+                        at -= 1;
+                        self.order[at + j + 1] = self.order[at];
+                    }
+                    at
+                };
+                if search {
+                    self.order.copy_within(at..end, at + j + 1);
+                }
+                self.order[at + j] = id;
+                end = at;
+            }
+        }
+        self.hashes.clear();
+        self.hashes.extend(
+            self.order
+                .iter()
+                .map(|&id| cache.series_hash(id).unwrap_or(0)),
+        );
     }
 
     /// What `write` renders (the gateway's own metrics, which go after the
@@ -512,6 +597,44 @@ req_seconds_count{path=\"/b\"} 1
             let fresh = Renderer::new(&cache).page(&cache);
             assert_eq!(after, fresh, "{what}");
         }
+    }
+
+    #[test]
+    fn an_order_kept_across_churn_is_the_order_sorted_afresh() {
+        // A small budget, so that new series evict old ones and take their
+        // ids; families, histogram buckets and label orders mixed.
+        let mut cache = Cache::new(4096);
+        let mut r = Renderer::new(&cache);
+        let hist = Family {
+            name: "h",
+            kind: MetricType::Histogram,
+            help: None,
+        };
+        for round in 0..300u64 {
+            for i in 0..(round % 7 + 1) {
+                let n = round * 7 + i;
+                let key = match n % 4 {
+                    0 => format!("a{{x=\"{}\"}}", n % 13),
+                    1 => format!("h_bucket{{le=\"{}\",p=\"{}\"}}", n % 5, n % 3),
+                    2 => format!("h_sum{{p=\"{}\"}}", n % 3),
+                    _ => format!("b{}", n % 11),
+                };
+                let name = key.split(['{', '_']).next().unwrap();
+                let f = if name == "h" { hist } else { gauge(name) };
+                cache.set(&f, key.as_bytes(), n as f64, round, 50).unwrap();
+            }
+            if round % 10 == 0 {
+                cache.expire(round);
+            }
+            let page = r.page(&cache);
+            let fresh = Renderer::new(&cache).page(&cache);
+            assert_eq!(
+                String::from_utf8_lossy(&page),
+                String::from_utf8_lossy(&fresh),
+                "round {round}"
+            );
+        }
+        assert!(cache.stats.evicted_budget > 0);
     }
 
     #[test]

@@ -565,6 +565,23 @@ impl Cache {
         }
     }
 
+    /// The key hash of series `id`, if `id` names a series now: what the
+    /// renderer remembers of each series it sorted, to tell an id that
+    /// names another series since (ids are reused) from one that does not.
+    pub fn series_hash(&self, id: u32) -> Option<u32> {
+        if id >= self.id_count || self.u32_at(self.id_slot(id)) & FREE != 0 {
+            return None;
+        }
+        let off = self.off(id);
+        (self.u8_at(off + F_KIND) == KIND_SERIES).then(|| self.u32_at(off + F_HASH))
+    }
+
+    /// Every id the cache has handed out is below this; never more than
+    /// [`Cache::max_series`].
+    pub fn id_bound(&self) -> u32 {
+        self.id_count
+    }
+
     pub fn family(&self, id: u32) -> FamilyView<'_> {
         FamilyView {
             name: self.key(id),
