@@ -31,7 +31,7 @@ use crate::http::{self, BodyFraming, Chunked, Method, Request};
 use crate::ingest::{self, IngestError, StreamContext};
 use crate::limits::{
     IDLE_TIMEOUT, LINE_MAX_BYTES, LINGER, REPLY_MAX_BYTES, REQUEST_HEAD_MAX_BYTES, REQUEST_TIMEOUT,
-    TURN_READS, TURN_STEPS, WRITE_TIMEOUT,
+    TURN_LINES, TURN_READS, TURN_RECORDS_MOVED, TURN_STEPS, WRITE_TIMEOUT,
 };
 use crate::push::{self, PushMethod};
 use crate::render::Renderer;
@@ -429,8 +429,14 @@ impl Conn {
             return Step::Close;
         };
         let mut reads = 0;
+        // The turn is bounded by work too: lines applied and records the
+        // cache moved for them (see limits.rs).
+        let (lines_from, moved_from) = (s.line_no, ctx.cache.stats.records_moved);
         let step = loop {
-            if reads == TURN_READS {
+            if reads == TURN_READS
+                || s.line_no - lines_from >= TURN_LINES
+                || ctx.cache.stats.records_moved - moved_from >= TURN_RECORDS_MOVED
+            {
                 break Step::Yield;
             }
             reads += 1;

@@ -73,6 +73,19 @@ pub const TURN_STEPS: usize = 16;
 /// [`READ_CHUNK_BYTES`] per turn (128 KiB of lines).
 pub const TURN_READS: usize = 2;
 
+/// A stream connection's turn also ends after the read that takes it to
+/// this many lines. Reads are whole chunks, so a turn applies at most
+/// `TURN_LINES` plus one chunk's lines (16 Ki lines of 4 bytes at most);
+/// with lines of 40 bytes or more, one read per turn. Bounds what one
+/// pusher, or many flooding ones, hold up a scrape by.
+pub const TURN_LINES: u64 = 1024;
+
+/// A stream connection's turn also ends after the read whose lines made
+/// the cache move this many records (a compaction: see
+/// [`crate::cache::COMPACT_DEAD_DIVISOR`]), so that the pusher that paid
+/// for one gives way to the others at once.
+pub const TURN_RECORDS_MOVED: u64 = 4096;
+
 /// Warnings about bad input: at most this many per [`WARN_WINDOW`]; the rest
 /// are counted and summarised in one line, so a flood cannot fill the log.
 pub const WARN_BURST: u32 = 10;
