@@ -123,7 +123,8 @@ pub const SELF_METRICS_MAX_BYTES: usize = 8 * 1024;
 /// in README. Pages held by slow scrapers are one per distinct page, and
 /// each is bounded by `2 × cache_bytes + 64 KiB` (the 64 KiB also covers
 /// the response head and the [`SELF_METRICS_MAX_BYTES`] of the gateway's
-/// own metrics sent with it); each connection may hold a
+/// own metrics sent with it); the renderer's sort scratch is 17 bytes per
+/// series the budget could hold; each connection may hold a
 /// push body of `max_body_bytes`; the shared push scratch holds a protobuf
 /// body's text (at most 8 times the larger of the budget and the body), and
 /// keys and entries of at most the budget each.
@@ -135,5 +136,12 @@ pub fn worst_case_heap_bytes(
     let page = 2 * cache_bytes + 64 * 1024;
     let per_connection = PER_CONNECTION_MAX_BYTES + max_body_bytes + page;
     let push_scratch = 8 * cache_bytes.max(max_body_bytes) + 2 * cache_bytes + max_body_bytes;
-    cache_bytes + max_connections * per_connection + READ_CHUNK_BYTES + push_scratch
+    // The renderer's order, key hashes, new series and groups (4 bytes
+    // each) and a bit per id, for the most series the budget holds.
+    let render_scratch = 17 * (cache_bytes / crate::cache::MIN_SERIES_BYTES + 1);
+    cache_bytes
+        + max_connections * per_connection
+        + READ_CHUNK_BYTES
+        + push_scratch
+        + render_scratch
 }

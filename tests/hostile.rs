@@ -982,3 +982,117 @@ fn a_small_protobuf_push_cannot_inflate_memory() {
     scrape_valid(&gw);
     assert_rss_bounded(&gw, before, RSS_GROWTH_MAX_KIB, "a 10 KB protobuf push");
 }
+
+// ---- floods ----
+
+/// Several pushers flood never-seen series into a 16 MiB budget (so that,
+/// once it is full, every line evicts) while a scraper scrapes over and
+/// over. Every scrape must come back 200 with a whole page within a
+/// generous bound (when each new series compacted the whole cache, they
+/// took 12-18 s in a release build), the pushes must keep being applied,
+/// and the gateway's memory must stay within the budget plus the page and
+/// buffers.
+#[test]
+fn a_flood_at_16_mib_leaves_scrapes_answered_in_time() {
+    const PUSHERS: usize = 4;
+    // Enough to fill the budget (about 190,000 of these series) before
+    // the scraper starts.
+    const PREFILL_PER_PUSHER: u64 = 60_000;
+    // Generous for a debug build on a loaded machine; without amortised
+    // eviction a debug build took minutes.
+    const SCRAPE_MAX: Duration = Duration::from_secs(5);
+    let budget = 16 << 20;
+    let gw = Gateway::start(&["--cache-bytes", "16MiB", "--ttl", "1h"]);
+    let flood_for = scaled(Duration::from_secs(8));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let filled = std::sync::Barrier::new(PUSHERS + 1);
+    let (written, scrapes) = thread::scope(|scope| {
+        let pushers: Vec<_> = (0..PUSHERS)
+            .map(|p| {
+                let (gw, stop, filled) = (&gw, &stop, &filled);
+                scope.spawn(move || {
+                    let mut s = UnixStream::connect(&gw.socket).unwrap();
+                    s.set_write_timeout(Some(scaled(Duration::from_secs(30))))
+                        .unwrap();
+                    let mut next = 0u64;
+                    let mut buf = String::new();
+                    let mut waited = false;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        if !waited && next >= PREFILL_PER_PUSHER {
+                            filled.wait();
+                            waited = true;
+                        }
+                        buf.clear();
+                        for _ in 0..500 {
+                            buf.push_str(&format!("flood{{p=\"{p}\",i=\"{next:010}\"}} 1\n"));
+                            next += 1;
+                        }
+                        s.write_all(buf.as_bytes()).unwrap();
+                    }
+                    // The gateway closes once every line is applied, and
+                    // answers only bad lines.
+                    s.shutdown(Shutdown::Write).unwrap();
+                    s.set_read_timeout(Some(scaled(Duration::from_secs(60))))
+                        .unwrap();
+                    let mut reply = String::new();
+                    s.read_to_string(&mut reply).unwrap();
+                    assert_eq!(reply, "", "pusher {p}");
+                    next
+                })
+            })
+            .collect();
+        let scraper = scope.spawn(|| {
+            filled.wait();
+            // The first page sorts every series: that is not the flood's
+            // cost, which is what the bound is for.
+            assert_eq!(gw.get("/metrics").0, 200);
+            let start = Instant::now();
+            let mut worst = Duration::ZERO;
+            let mut scrapes = 0;
+            while start.elapsed() < flood_for {
+                let t = Instant::now();
+                let (status, _, page) = gw.get("/metrics");
+                let took = t.elapsed();
+                assert_eq!(status, 200);
+                assert!(page.is_empty() || page.ends_with('\n'), "a cut page");
+                assert!(
+                    took <= scaled(SCRAPE_MAX),
+                    "scrape {scrapes} took {took:?} during the flood ({} bytes)",
+                    page.len()
+                );
+                worst = worst.max(took);
+                scrapes += 1;
+            }
+            eprintln!("{scrapes} scrapes during the flood, slowest {worst:?}");
+            scrapes
+        });
+        let scrapes = scraper.join().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let written: Vec<u64> = pushers.into_iter().map(|h| h.join().unwrap()).collect();
+        (written, scrapes)
+    });
+    assert!(scrapes >= 3, "only {scrapes} scrapes");
+    // Pushes kept being applied: more series were written than the budget
+    // holds (so it was full and evicting), and each pusher's last series,
+    // written last, is there.
+    let page = gw.scrape();
+    let held = page.lines().filter(|l| l.starts_with("flood{")).count() as u64;
+    let total: u64 = written.iter().sum();
+    eprintln!("{total} series written, {held} held");
+    assert!(
+        total > held,
+        "the budget never filled: {total} written, {held} held"
+    );
+    for (p, n) in written.iter().enumerate() {
+        let last = format!("flood{{i=\"{:010}\",p=\"{p}\"}} 1\n", n - 1);
+        assert!(page.contains(&last), "pusher {p}'s last series is missing");
+    }
+    check::assert_valid_page(page.as_bytes());
+    // Memory stays the budget, the page (at most twice the budget, about a
+    // third of it here) and fixed buffers: no growth with the flood.
+    if let Some(rss) = rss_kib(&gw) {
+        let bound_kib = (budget + budget + 16 * 1024 * 1024) as u64 / 1024;
+        eprintln!("VmRSS {rss} kB after the flood (bound {bound_kib} kB)");
+        assert!(rss <= bound_kib, "VmRSS {rss} kB > {bound_kib} kB");
+    }
+}
