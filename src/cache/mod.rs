@@ -582,6 +582,12 @@ impl Cache {
         self.id_count
     }
 
+    /// The name of family `id`: [`Cache::family`]'s `name` alone.
+    #[inline]
+    pub fn family_name(&self, id: u32) -> &[u8] {
+        self.key(id)
+    }
+
     pub fn family(&self, id: u32) -> FamilyView<'_> {
         FamilyView {
             name: self.key(id),
