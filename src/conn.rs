@@ -32,7 +32,7 @@ use crate::http::{self, BodyFraming, Chunked};
 use crate::ingest::{self, IngestError, StreamContext};
 use crate::limits::{
     IDLE_TIMEOUT, LINE_MAX_BYTES, LINGER, REPLY_MAX_BYTES, REQUEST_HEAD_MAX_BYTES, REQUEST_TIMEOUT,
-    TURN_LINES, TURN_READS, TURN_RECORDS_MOVED, TURN_STEPS, WRITE_TIMEOUT,
+    STREAM_READ_BYTES, TURN_LINES, TURN_READS, TURN_RECORDS_MOVED, TURN_STEPS, WRITE_TIMEOUT,
 };
 use crate::push;
 use crate::render::Renderer;
@@ -442,7 +442,8 @@ impl Conn {
                 break Step::Yield;
             }
             reads += 1;
-            match self.socket.read(chunk) {
+            let want = STREAM_READ_BYTES.min(chunk.len());
+            match self.socket.read(&mut chunk[..want]) {
                 Ok(0) => {
                     s.finish(&mut self.out, ctx);
                     let _ = self.out.flush(&mut self.socket);

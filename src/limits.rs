@@ -69,15 +69,22 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// fast client cannot starve the others.
 pub const TURN_STEPS: usize = 16;
 
+/// One read from a stream connection takes at most this much of the
+/// shared [`READ_CHUNK_BYTES`] buffer: a turn's lines are bounded by bytes
+/// as well as by [`TURN_LINES`], and a small read keeps a turn short when
+/// many pushers are busy, so that a scrape (whose page is sent over several
+/// turns) waits less for them.
+pub const STREAM_READ_BYTES: usize = 16 * 1024;
+
 /// A stream connection gets at most this many reads of
-/// [`READ_CHUNK_BYTES`] per turn (128 KiB of lines).
+/// [`STREAM_READ_BYTES`] per turn (32 KiB of lines).
 pub const TURN_READS: usize = 2;
 
 /// A stream connection's turn also ends after the read that takes it to
-/// this many lines. Reads are whole chunks, so a turn applies at most
-/// `TURN_LINES` plus one chunk's lines (16 Ki lines of 4 bytes at most);
-/// with lines of 40 bytes or more, one read per turn. Bounds what one
-/// pusher, or many flooding ones, hold up a scrape by.
+/// this many lines. Reads are applied whole, so a turn applies at most
+/// `TURN_LINES` plus one read's lines (4 Ki lines of 4 bytes); lines of 32
+/// bytes or more reach the byte bound first. Bounds what one pusher, or
+/// many flooding ones, hold up a scrape by.
 pub const TURN_LINES: u64 = 1024;
 
 /// A stream connection's turn also ends after the read whose lines made
