@@ -61,15 +61,17 @@ impl fmt::Display for ListenError {
 
 impl std::error::Error for ListenError {}
 
-/// The push socket the gateway created, to remove on exit: only if the
-/// path still names that very file (not a successor's).
+/// The push socket the gateway created, removed when this is dropped: on
+/// exit, and on any start-up failure after the socket was created (a TCP
+/// port in use), so a failed start leaves nothing behind. Only removed if
+/// the path still names that very file (not a successor's).
 pub struct SocketFile {
     path: PathBuf,
     dev_ino: (u64, u64),
 }
 
-impl SocketFile {
-    pub fn remove(&self) {
+impl Drop for SocketFile {
+    fn drop(&mut self) {
         let same =
             std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.dev_ino);
         if same && let Err(e) = std::fs::remove_file(&self.path) {

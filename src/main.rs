@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     match run(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
+            // Once, on stderr whatever RUST_LOG says (the journal keeps it).
             eprintln!("push-gateway: {e}");
             ExitCode::FAILURE
         }
@@ -76,9 +76,8 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         signals,
     );
     systemd::notify("STOPPING=1");
-    if let Some(file) = created {
-        file.remove();
-    }
+    // The socket file goes before the process does.
+    drop(created);
     result?;
     Ok(())
 }

@@ -220,3 +220,43 @@ fn a_port_in_use_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("address in use"), "{}", stderr(&out));
 }
+
+/// Regression: a start-up failure after the push socket was created (here
+/// the TCP port in use) left the socket file behind, and the error was
+/// printed twice (once logged, once on stderr).
+#[test]
+fn a_failed_start_removes_its_socket_and_says_why_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = TempDir::new("port-cleanup");
+    let socket = dir.path().join("push.sock");
+    for log in ["info", "error", "off"] {
+        let mut child = gateway_command()
+            .args(["--socket", socket.to_str().unwrap(), "--listen", &addr])
+            .env("RUST_LOG", log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        while child.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "kept running");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "RUST_LOG={log}");
+        let err = stderr(&out);
+        assert_eq!(
+            err.matches("address in use").count(),
+            1,
+            "RUST_LOG={log}: the error should be printed exactly once:\n{err}"
+        );
+        assert!(
+            std::fs::symlink_metadata(&socket).is_err(),
+            "RUST_LOG={log}: the socket file was left behind"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}
