@@ -9,7 +9,10 @@
 //! within one batch.
 //!
 //! SIGTERM or SIGINT stops accepting, closes idle connections, gives
-//! responses in flight [`SHUTDOWN_GRACE`] to be sent, and returns.
+//! responses in flight [`SHUTDOWN_GRACE`] to be sent, and returns. SIGHUP
+//! (sent by a closing terminal, or by habit to reload) is logged and
+//! otherwise ignored: there is nothing to re-read, and its default action
+//! would end the process and leave its socket file behind.
 //!
 //! # Memory
 //! The cache (`--cache-bytes`), the renderer's page and order, a shared
@@ -21,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Registry, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 pub use signal_hook_mio::v1_0::Signals;
 
 use crate::cache::Cache;
@@ -81,14 +84,15 @@ pub fn run(push: UnixListener, scrape: TcpListener, config: &Config) -> io::Resu
     run_with_signals(push, scrape, config, stop_signals()?)
 }
 
-/// The signals that stop the gateway. The binary takes them before it
-/// creates its sockets, so a signal sent as soon as the socket exists is
-/// never lost or fatal.
+/// The signals the gateway handles: SIGTERM and SIGINT stop it, SIGHUP is
+/// logged and ignored. The binary takes them before it creates its
+/// sockets, so a signal sent as soon as the socket exists is never lost or
+/// fatal.
 ///
 /// # Errors
 /// When the handlers cannot be installed.
 pub fn stop_signals() -> io::Result<Signals> {
-    Signals::new([SIGTERM, SIGINT])
+    Signals::new([SIGTERM, SIGINT, SIGHUP])
 }
 
 /// [`run`] with signals taken earlier by [`stop_signals`].
@@ -159,7 +163,11 @@ pub fn run_with_signals(
                 SCRAPE_LISTENER => server.accept_scrapers(&scrape, poll.registry(), now),
                 SIGNALS => {
                     for signal in signals.pending() {
-                        if server.shutdown_by.is_none() {
+                        if signal == SIGHUP {
+                            log::info!(
+                                "SIGHUP ignored: push-gateway re-reads nothing; restart it to change flags"
+                            );
+                        } else if server.shutdown_by.is_none() {
                             log::info!(
                                 "received {}: stopping; finishing responses in flight",
                                 if signal == SIGINT {
