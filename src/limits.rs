@@ -84,6 +84,10 @@ pub const WARN_WINDOW: Duration = Duration::from_secs(10);
 /// long instead of spinning on a listener that stays readable.
 pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
+/// Longest `--socket` path, in bytes: Linux's `sun_path` holds 108, one of
+/// them the terminating NUL. A longer path is refused at start-up.
+pub const SOCKET_PATH_MAX_BYTES: usize = 107;
+
 /// Smallest `--cache-bytes`: the index and a few series must fit.
 pub const CACHE_MIN_BYTES: usize = 1024;
 

@@ -982,3 +982,54 @@ fn a_small_protobuf_push_cannot_inflate_memory() {
     scrape_valid(&gw);
     assert_rss_bounded(&gw, before, RSS_GROWTH_MAX_KIB, "a 10 KB protobuf push");
 }
+
+// ---- open port and faults ----
+
+/// Sends `signal` (e.g. "STOP") to the gateway.
+fn signal(gw: &Gateway, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(gw.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal}");
+}
+
+/// Regression: the check whether another instance holds the socket was a
+/// blocking connect, so a stopped first instance (SIGSTOP) whose backlog
+/// had filled hung the second one for ever instead of refusing it.
+#[test]
+fn a_stopped_instance_with_a_full_backlog_does_not_hang_the_next() {
+    let gw = Gateway::start(&[]);
+    signal(&gw, "STOP");
+    // Fill the stopped gateway's backlog until the kernel says "try again".
+    let mut held = Vec::new();
+    let full = loop {
+        match mio::net::UnixStream::connect(&gw.socket) {
+            Ok(s) => held.push(s),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break true,
+            Err(e) => panic!("connect {} failed: {e}", held.len()),
+        }
+        if held.len() > 70_000 {
+            break false;
+        }
+    };
+    assert!(full, "the backlog never filled");
+    let out = wait_exit(spawn_on(&gw.socket, &[]).0);
+    signal(&gw, "CONT");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in use"), "{stderr}");
+    // The first instance resumes, works through the abandoned backlog and
+    // serves as before.
+    drop(held);
+    let deadline = Instant::now() + WAIT;
+    while !gw.push("still_first 1\n").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the first instance never recovered"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gw.scrape().contains("still_first 1\n"));
+}

@@ -260,3 +260,74 @@ fn a_failed_start_removes_its_socket_and_says_why_once() {
         assert!(left.is_empty(), "left behind: {left:?}");
     }
 }
+
+/// A socket path of exactly `len` bytes in a fresh directory.
+fn socket_path_of(dir: &TempDir, len: usize) -> std::path::PathBuf {
+    let base = dir.path().as_os_str().len() + 1;
+    assert!(len > base + 5, "the temporary directory is too long");
+    let name = format!("{}.sock", "p".repeat(len - base - 5));
+    let path = dir.path().join(name);
+    assert_eq!(path.as_os_str().len(), len);
+    path
+}
+
+/// Regression: the socket was bound under a staging name longer than the
+/// final path, so paths near the `sun_path` limit failed to start.
+#[test]
+fn a_socket_path_of_107_bytes_works_and_108_is_a_clear_error() {
+    let dir = TempDir::new("sun");
+    let path = socket_path_of(&dir, 107);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = gateway_command()
+        .args(["--no-self-metrics", "--socket", path.to_str().unwrap()])
+        .args(["--listen", &addr])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut conn = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!("a 107-byte socket path failed: {status}: {}", stderr(&out));
+        }
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&path) {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    use std::io::{Read, Write};
+    conn.write_all(b"long_path_ok 1\n").unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "");
+    let (status, _, body) = http_request(
+        addr.parse().unwrap(),
+        "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("long_path_ok 1\n"), "{body}");
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    // Only the socket: no staging directory left next to it.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    assert!(!path.exists(), "the socket is removed on exit");
+
+    let too_long = socket_path_of(&dir, 108);
+    let out = run_failing(&["--socket", too_long.to_str().unwrap(), "--listen", &addr]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is 108 bytes; Unix socket paths are at most 107 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
