@@ -110,6 +110,14 @@ pub const PER_CONNECTION_MAX_BYTES: usize =
 /// bound; past it the buffer would grow once, nothing is cut.
 pub const SELF_METRICS_MAX_BYTES: usize = 8 * 1024;
 
+/// Most the renderer reserves at start-up for the page, and for each of
+/// its two sort-order vectors. Budgets up to 512 KiB get room for their
+/// largest page up front (no allocation on a scrape, ever); larger ones
+/// grow these buffers as the pages grow (and keep them), so the address
+/// space of a gateway with a large `--cache-bytes` is the budget plus what
+/// its pages need, not three times the budget.
+pub const RENDER_RESERVE_MAX_BYTES: usize = 1 << 20;
+
 /// Worst-case heap of the whole gateway for a configuration, as documented
 /// in README. Pages held by slow scrapers are one per distinct page, and
 /// each is bounded by `2 × cache_bytes + 64 KiB` (the 64 KiB also covers

@@ -331,3 +331,43 @@ fn a_socket_path_of_107_bytes_works_and_108_is_a_clear_error() {
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// A `/proc/PID/status` field of the gateway, in kB; `None` under a cross
+/// runner, where /proc shows the emulator.
+fn status_kib(gw: &Gateway, field: &str) -> Option<u64> {
+    if std::env::var_os("PUSH_GATEWAY_TEST_RUNNER").is_some_and(|r| !r.is_empty()) {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", gw.child.id())).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Regression: `--cache-bytes 1GiB`, as README writes the largest budget,
+/// was refused (no GiB suffix); and 1024MiB mapped three times the budget
+/// (3.1 GiB of VmSize), the renderer reserving twice the budget for the
+/// page and room to sort the most series it could hold, up front.
+#[test]
+fn a_1gib_budget_is_accepted_and_maps_little_more_than_the_budget() {
+    const BUDGET_KIB: u64 = 1 << 20;
+    // The budget, a quarter of it for pages and sort order grown by use,
+    // and the binary, its libraries and stacks (about 6 MB at 10 KiB).
+    const VMSIZE_MAX_KIB: u64 = BUDGET_KIB + BUDGET_KIB / 4 + 64 * 1024;
+    let gw = Gateway::start(&["--cache-bytes", "1GiB"]);
+    let lines: String = (0..1000)
+        .map(|i| format!("vm_probe{{n=\"{i}\"}} {i}\n"))
+        .collect();
+    assert_eq!(gw.push(&lines), "");
+    let page = gw.scrape_until("the pushed series", |p| p.contains("vm_probe{n=\"999\"}"));
+    assert!(page.contains("vm_probe{n=\"0\"} 0\n"));
+    let (Some(size), Some(rss)) = (status_kib(&gw, "VmSize"), status_kib(&gw, "VmRSS")) else {
+        return;
+    };
+    eprintln!("--cache-bytes 1GiB: VmSize {size} kB, VmRSS {rss} kB");
+    assert!(
+        size <= VMSIZE_MAX_KIB,
+        "VmSize {size} kB at a 1 GiB budget; at most {VMSIZE_MAX_KIB} kB expected"
+    );
+}
