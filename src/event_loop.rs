@@ -66,6 +66,9 @@ struct Server {
     start: Instant,
     /// Accepting paused after an error (e.g. EMFILE) until this time.
     accept_paused_until: Option<u64>,
+    /// Accept errors come back every [`ACCEPT_RETRY`] while they last:
+    /// logged at the same rate as bad input, not ten times a second.
+    accept_warn: WarnLimit,
     stats: Stats,
     self_metrics: bool,
     /// Set by a signal: when to give up on responses still in flight.
@@ -132,6 +135,7 @@ pub fn run_with_signals(
         max_body: config.max_body_bytes,
         start: Instant::now(),
         accept_paused_until: None,
+        accept_warn: WarnLimit::about("accept errors"),
         stats: Stats::default(),
         self_metrics: config.self_metrics,
         shutdown_by: None,
@@ -293,7 +297,11 @@ impl Server {
             _ => {
                 // Out of file descriptors or memory: the listener stays
                 // readable, so retry later instead of spinning.
-                log::warn!("accept failed: {e}; retrying in {ACCEPT_RETRY:?}");
+                if self.accept_warn.allow(now) {
+                    log::warn!(
+                        "accept failed: {e}; retrying every {ACCEPT_RETRY:?} (raise the open file limit, LimitNOFILE=, above --max-connections)"
+                    );
+                }
                 self.accept_paused_until = Some(now + ACCEPT_RETRY.as_millis() as u64);
                 false
             }

@@ -1033,3 +1033,81 @@ fn a_stopped_instance_with_a_full_backlog_does_not_hang_the_next() {
     }
     assert!(gw.scrape().contains("still_first 1\n"));
 }
+
+/// Starts the gateway with at most `nofile` open files (through `sh`'s
+/// `ulimit -n`), its log at `info` into `log`; waits until it answers.
+fn start_with_fd_limit(nofile: u32, log: &Path) -> Gateway {
+    let dir = TempDir::new("nofile");
+    let socket = dir.path().join("push.sock");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let gateway = gateway_command();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+        .arg(gateway.get_program())
+        .args(gateway.get_args())
+        .arg("--no-self-metrics")
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--listen", &addr.to_string()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + WAIT;
+    while UnixStream::connect(&socket).is_err() || TcpStream::connect(addr).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "exited at start-up");
+        assert!(Instant::now() < deadline, "did not start");
+        thread::sleep(Duration::from_millis(20));
+    }
+    Gateway {
+        child,
+        socket,
+        addr,
+        dir,
+    }
+}
+
+/// Regression: with its file descriptors used up (EMFILE), the gateway
+/// logged a warning at every accept retry, ten a second for as long as the
+/// connections stayed; now at most `WARN_BURST` per `WARN_WINDOW`, and it
+/// accepts again once connections close.
+#[test]
+fn accept_errors_past_the_fd_limit_are_logged_rate_limited_and_it_recovers() {
+    use push_gateway::limits::{ACCEPT_RETRY, WARN_BURST, WARN_WINDOW};
+    let logs = TempDir::new("emfile-log");
+    let log = logs.path().join("stderr.log");
+    let gw = start_with_fd_limit(24, &log);
+    settle();
+    // Far more connections than descriptors: the kernel completes them and
+    // the gateway cannot accept the rest.
+    let held: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(gw.addr).unwrap())
+        .collect();
+    let warnings = |text: &str| text.matches("accept failed").count();
+    let deadline = Instant::now() + WAIT;
+    while warnings(&std::fs::read_to_string(&log).unwrap()) == 0 {
+        assert!(Instant::now() < deadline, "no accept error was logged");
+        thread::sleep(Duration::from_millis(20));
+    }
+    // Long enough for many more retries than the burst allows, within one
+    // window (and within the request timeout that would free slots).
+    let hold = ACCEPT_RETRY * (3 * WARN_BURST);
+    assert!(hold < WARN_WINDOW && hold < REQUEST_TIMEOUT);
+    thread::sleep(hold);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        warnings(&text) <= WARN_BURST as usize,
+        "{} accept warnings in {hold:?}; at most {WARN_BURST} per {WARN_WINDOW:?}:\n{text}",
+        warnings(&text)
+    );
+    assert!(text.contains("Too many open files"), "{text}");
+    drop(held);
+    // Once the connections close, accepting works again.
+    let deadline = Instant::now() + WAIT;
+    while !gw.push("after_emfile 1\n").is_empty() {
+        assert!(Instant::now() < deadline, "pushes never worked again");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(scrape_valid(&gw).contains("after_emfile 1\n"));
+}
