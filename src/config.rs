@@ -17,6 +17,7 @@ use nom::bytes::complete::tag;
 use nom::character::complete::{digit1, space0};
 use nom::combinator::{all_consuming, map_res, opt, value};
 
+use crate::auth::{self, ScrapeAuth};
 use crate::limits;
 
 /// Checked configuration used by the rest of the program.
@@ -38,6 +39,8 @@ pub struct Config {
     pub max_ttl: Duration,
     /// Series are removed once a scrape that included them is sent.
     pub drain_on_scrape: bool,
+    /// The credential every TCP request but the health checks must carry.
+    pub scrape_auth: Option<ScrapeAuth>,
 }
 
 impl Config {
@@ -103,6 +106,12 @@ pub struct Args {
     #[arg(long, env = "PUSH_GATEWAY_DRAIN_ON_SCRAPE")]
     pub drain_on_scrape: bool,
 
+    /// File with the credential scrapers must send on the TCP port: one
+    /// line, `user:password` for basic auth or else a bearer token. Read
+    /// at start-up; /-/healthy and /-/ready stay open
+    #[arg(long, env = "PUSH_GATEWAY_SCRAPE_AUTH_FILE", value_name = "PATH", value_parser = parse_scrape_auth_file)]
+    pub scrape_auth_file: Option<ScrapeAuth>,
+
     /// Leave the gateway's own push_gateway_* metrics off /metrics
     #[arg(long, env = "PUSH_GATEWAY_NO_SELF_METRICS")]
     pub no_self_metrics: bool,
@@ -122,6 +131,7 @@ impl Args {
             socket_group: self.socket_group,
             max_ttl: self.max_ttl.max(self.ttl),
             drain_on_scrape: self.drain_on_scrape,
+            scrape_auth: self.scrape_auth_file,
         }
     }
 }
@@ -161,6 +171,10 @@ fn parse_cache_bytes(s: &str) -> Result<usize, String> {
         ));
     }
     Ok(n)
+}
+
+fn parse_scrape_auth_file(s: &str) -> Result<ScrapeAuth, String> {
+    auth::load(std::path::Path::new(s))
 }
 
 /// Parses `500ms`, `60s`, `5m`, `1h` (a bare number is seconds).

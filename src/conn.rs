@@ -25,6 +25,7 @@ use std::rc::Rc;
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
 
+use crate::auth::{self, ScrapeAuth};
 use crate::cache::Cache;
 use crate::exposition::{self, Line, LineError};
 use crate::http::{self, BodyFraming, Chunked, Method, Request};
@@ -59,6 +60,8 @@ pub struct Ctx<'a> {
     /// Whether pages end with the gateway's own metrics.
     pub self_metrics: bool,
     pub warn: &'a mut WarnLimit,
+    /// `--scrape-auth-file`: what TCP requests must present.
+    pub scrape_auth: Option<&'a ScrapeAuth>,
 }
 
 /// Whether the event loop keeps the connection.
@@ -610,8 +613,24 @@ impl HttpState {
         // Reads never carry a body worth reading: answer, and close if the
         // client sent one.
         let keep_alive = req.keep_alive && req.body == BodyFraming::None;
-        let (status, body, allow) = route(&req, may_push);
-        respond(out, &req, status, body, allow, keep_alive, ctx);
+        match ctx.scrape_auth {
+            // Before routing: without the credential, nothing is served
+            // (and nothing drained) and nothing is learnt of the paths.
+            Some(a) if !may_push && a.refuses(req.path, req.authorization) => {
+                let head_only = req.method == Method::Head;
+                auth::write_unauthorized(&mut out.bytes, a, head_only, keep_alive);
+                if ctx.warn.allow(ctx.now) {
+                    log::warn!(
+                        "refused a TCP request for {} without the scrape credential (401)",
+                        req.path
+                    );
+                }
+            }
+            _ => {
+                let (status, body, allow) = route(&req, may_push);
+                respond(out, &req, status, body, allow, keep_alive, ctx);
+            }
+        }
         self.consume(head_len);
         self.request_started = (self.len > 0).then_some(ctx.now);
         self.close_after = !keep_alive;

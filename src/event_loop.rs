@@ -27,6 +27,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 pub use signal_hook_mio::v1_0::Signals;
 
+use crate::auth::ScrapeAuth;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::conn::{Conn, Ctx, Step};
@@ -71,6 +72,8 @@ struct Server {
     accept_warn: WarnLimit,
     stats: Stats,
     self_metrics: bool,
+    /// `--scrape-auth-file`.
+    scrape_auth: Option<ScrapeAuth>,
     /// Set by a signal: when to give up on responses still in flight.
     shutdown_by: Option<u64>,
     /// Budget evictions already reported in the log, and when.
@@ -138,6 +141,7 @@ pub fn run_with_signals(
         accept_warn: WarnLimit::about("accept errors"),
         stats: Stats::default(),
         self_metrics: config.self_metrics,
+        scrape_auth: config.scrape_auth.clone(),
         shutdown_by: None,
         budget_evictions_logged: (0, 0),
     };
@@ -364,6 +368,7 @@ impl Server {
             stats: &mut self.stats,
             self_metrics: self.self_metrics,
             warn: &mut self.warn,
+            scrape_auth: self.scrape_auth.as_ref(),
         };
         let step = conn.ready(&mut ctx, &mut self.chunk);
         if step == Step::Close || conn.update_interest(registry, Token(key)).is_err() {

@@ -88,6 +88,11 @@ pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// them the terminating NUL. A longer path is refused at start-up.
 pub const SOCKET_PATH_MAX_BYTES: usize = 107;
 
+/// Longest credential in `--scrape-auth-file`, in bytes; a longer one is
+/// refused at start-up. Its header (base64 makes basic auth 4/3 longer)
+/// fits well within [`REQUEST_HEAD_MAX_BYTES`].
+pub const CREDENTIAL_MAX_BYTES: usize = 1024;
+
 /// Smallest `--cache-bytes`: the index and a few series must fit.
 pub const CACHE_MIN_BYTES: usize = 1024;
 

@@ -59,9 +59,14 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         (Some(_), Some(g)) => format!("mode {:04o}, group {g}", config.socket_mode),
     };
     log::info!(
-        "push-gateway {} started: pushes on {push_path} ({access}), scrapes on http://{}/metrics; cache {} bytes, ttl {:?}, max {} connections, max body {} bytes, self-metrics {}",
+        "push-gateway {} started: pushes on {push_path} ({access}), scrapes on http://{}/metrics (credential: {}); cache {} bytes, ttl {:?}, max {} connections, max body {} bytes, self-metrics {}",
         env!("CARGO_PKG_VERSION"),
         scrape.local_addr()?,
+        match config.scrape_auth.as_ref().map(|a| a.scheme()) {
+            None => "none",
+            Some(push_gateway::auth::Scheme::Bearer) => "bearer token",
+            Some(push_gateway::auth::Scheme::Basic) => "basic auth",
+        },
         config.cache_bytes,
         config.ttl,
         config.max_connections,

@@ -1111,3 +1111,195 @@ fn accept_errors_past_the_fd_limit_are_logged_rate_limited_and_it_recovers() {
     }
     assert!(scrape_valid(&gw).contains("after_emfile 1\n"));
 }
+
+/// Sends `requests` one after another on one keep-alive TCP connection and
+/// reads the responses: (status, head, body) each.
+fn tcp_exchange(gw: &Gateway, requests: &[String]) -> Vec<(u16, String, String)> {
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut answers = Vec::new();
+    let mut buf = Vec::new();
+    for req in requests {
+        s.write_all(req.as_bytes()).unwrap();
+        // Read one response: a head, then Content-Length bytes.
+        let (head_len, length) = loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                break (end + 4, length);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed before a response to {req:?}");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head_only = req.starts_with("HEAD ");
+        let want = head_len + if head_only { 0 } else { length };
+        while buf.len() < want {
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed inside a response to {req:?}");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let text = String::from_utf8_lossy(&buf[..want]).into_owned();
+        answers.push(split_response(&text));
+        buf.drain(..want);
+    }
+    answers
+}
+
+/// A request for `path` on the TCP port with `headers` (each ending in
+/// CRLF), kept alive.
+fn get_with(method: &str, path: &str, headers: &str) -> String {
+    format!("{method} {path} HTTP/1.1\r\nHost: t\r\n{headers}\r\n")
+}
+
+/// Regression ("the thief in drain mode"): with `--drain-on-scrape`,
+/// anyone who reached the TCP port took the samples away from Prometheus
+/// by scraping first. With `--scrape-auth-file`, a scrape without the
+/// credential gets 401 and takes nothing; health checks stay open; the
+/// authenticated scrape gets (and drains) every sample; local scrapes on
+/// the socket need no credential.
+#[test]
+fn the_thief_in_drain_mode_gets_401_and_takes_nothing() {
+    let secrets = TempDir::new("thief");
+    let token_file = secrets.path().join("token");
+    std::fs::write(&token_file, "s3cr3t-token\n").unwrap();
+    let gw = Gateway::start(&[
+        "--drain-on-scrape",
+        "--scrape-auth-file",
+        token_file.to_str().unwrap(),
+    ]);
+    assert_eq!(gw.push("loot{n=\"1\"} 1\nloot{n=\"2\"} 2\n"), "");
+
+    let thief = [
+        get_with("GET", "/metrics", ""),
+        get_with("GET", "/metrics", "Authorization: Bearer s3cr3t-tokem\r\n"),
+        get_with("GET", "/metrics", "Authorization: Bearer s3cr3t-toke\r\n"),
+        get_with("GET", "/metrics", "Authorization: Bearer s3cr3t-token-\r\n"),
+        get_with(
+            "GET",
+            "/metrics",
+            "Authorization: Basic czNjcjN0LXRva2Vu\r\n",
+        ),
+        get_with("GET", "/metrics", "Authorization: s3cr3t-token\r\n"),
+        get_with("HEAD", "/metrics", ""),
+        get_with("GET", "/metrics?drain=1", ""),
+        get_with("GET", "/", ""),
+        get_with("GET", "/nowhere", ""),
+        get_with("PUT", "/metrics/job/x", "Content-Length: 0\r\n"),
+    ];
+    for (req, (status, head, body)) in thief.iter().zip(tcp_exchange(&gw, &thief)) {
+        assert_eq!(status, 401, "{req:?} got:\n{head}\n\n{body}");
+        assert!(
+            head.contains("\r\nWWW-Authenticate: Bearer realm=\"push-gateway\""),
+            "{req:?}: {head}"
+        );
+        assert!(!body.contains("loot"), "{req:?} leaked the page: {body}");
+    }
+    // Health checks need no credential.
+    for path in ["/-/healthy", "/-/ready"] {
+        let (status, _, body) = gw.get(path);
+        assert_eq!((status, body.as_str()), (200, "OK\n"), "{path}");
+    }
+    // Nothing was taken: the scraper with the credential gets every sample,
+    // once.
+    let owner = get_with("GET", "/metrics", "Authorization: Bearer s3cr3t-token\r\n");
+    let answers = tcp_exchange(&gw, &[owner.clone(), owner]);
+    let (status, _, page) = &answers[0];
+    assert_eq!(*status, 200);
+    assert!(
+        page.contains("loot{n=\"1\"} 1\n") && page.contains("loot{n=\"2\"} 2\n"),
+        "the thief took samples:\n{page}"
+    );
+    assert_eq!(answers[1].0, 200);
+    assert!(
+        !answers[1].2.contains("loot"),
+        "not drained: {}",
+        answers[1].2
+    );
+    // curl, as a client would send it.
+    assert_eq!(gw.push("loot{n=\"3\"} 3\n"), "");
+    let curl_tcp = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+            .args(args)
+            .arg(format!("http://{}/metrics", gw.addr))
+            .output()
+            .expect("curl: run tests/e2e/install.sh");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stolen = curl_tcp(&[]);
+    assert!(
+        stolen.ends_with("\n401") && !stolen.contains("loot"),
+        "{stolen}"
+    );
+    let got = curl_tcp(&["--oauth2-bearer", "s3cr3t-token"]);
+    assert!(
+        got.ends_with("\n200") && got.contains("loot{n=\"3\"} 3\n"),
+        "{got}"
+    );
+    // A local scrape on the socket needs no credential, and drains.
+    assert_eq!(gw.push("loot{n=\"4\"} 4\n"), "");
+    let (status, reply) = unix_http(
+        &gw,
+        b"GET /metrics HTTP/1.1\r\nHost: l\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("loot{n=\"4\"} 4\n"), "{reply}");
+    let (_, reply) = unix_http(
+        &gw,
+        b"GET /metrics HTTP/1.1\r\nHost: l\r\nConnection: close\r\n\r\n",
+    );
+    assert!(!reply.contains("loot"), "{reply}");
+}
+
+/// The same with basic auth: `user:password` in the file, sent by curl
+/// `-u`; a wrong password or user is a 401 with a Basic challenge.
+#[test]
+fn basic_auth_scrapers_with_the_wrong_password_take_nothing() {
+    let secrets = TempDir::new("basic");
+    let file = secrets.path().join("basic");
+    std::fs::write(&file, "prom:se cret:x\n").unwrap();
+    let gw = Gateway::start(&[
+        "--drain-on-scrape",
+        "--scrape-auth-file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(gw.push("loot 1\n"), "");
+    let curl_tcp = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "-D", "-", "-o", "-"])
+            .args(args)
+            .arg(format!("http://{}/metrics", gw.addr))
+            .output()
+            .expect("curl: run tests/e2e/install.sh");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for wrong in [
+        vec![],
+        vec!["-u", "prom:se cret"],
+        vec!["-u", "prom:se cret:y"],
+        vec!["-u", "Prom:se cret:x"],
+        vec!["--oauth2-bearer", "prom:se cret:x"],
+    ] {
+        let reply = curl_tcp(&wrong);
+        assert!(reply.starts_with("HTTP/1.1 401 "), "{wrong:?}: {reply}");
+        assert!(
+            reply.contains("WWW-Authenticate: Basic realm=\"push-gateway\""),
+            "{wrong:?}: {reply}"
+        );
+        assert!(!reply.contains("loot"), "{wrong:?}: {reply}");
+    }
+    let reply = curl_tcp(&["-u", "prom:se cret:x"]);
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+    assert!(reply.contains("\nloot 1\n"), "{reply}");
+    let reply = curl_tcp(&["-H", "Authorization: Basic cHJvbTpzZSBjcmV0Ong="]);
+    assert!(
+        reply.starts_with("HTTP/1.1 200 ") && !reply.contains("loot"),
+        "{reply}"
+    );
+}

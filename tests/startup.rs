@@ -371,3 +371,68 @@ fn a_1gib_budget_is_accepted_and_maps_little_more_than_the_budget() {
         "VmSize {size} kB at a 1 GiB budget; at most {VMSIZE_MAX_KIB} kB expected"
     );
 }
+
+/// A missing, empty, unreadable or malformed `--scrape-auth-file` is a
+/// start-up error naming the flag and saying what the file must hold; the
+/// secret itself is never printed. The variable works as the flag does.
+#[test]
+fn a_bad_scrape_auth_file_is_a_clear_start_up_error() {
+    let dir = TempDir::new("authfile");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let missing = dir.path().join("missing").to_str().unwrap().to_string();
+    let cases = [
+        (missing.clone(), "cannot read"),
+        (write("empty", ""), "empty"),
+        (write("blank", " \n\n"), "empty"),
+        (write("two", "hunter2\nhunter3\n"), "more than one line"),
+        (write("nouser", ":hunter2\n"), "empty user name"),
+        (write("spaces", "hunter 2\n"), "no spaces"),
+        // A directory cannot be read as a file, even by root.
+        (dir.path().to_str().unwrap().to_string(), "cannot read"),
+    ];
+    for (path, says) in &cases {
+        let socket = dir.path().join("push.sock");
+        let out = run_failing(&[
+            "--socket",
+            socket.to_str().unwrap(),
+            "--scrape-auth-file",
+            path,
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{path}: {err}");
+        assert!(err.contains("--scrape-auth-file"), "{path}: {err}");
+        assert!(err.contains(says), "{path}: want {says:?} in: {err}");
+        assert!(
+            !err.contains("hunter"),
+            "{path}: the secret was printed: {err}"
+        );
+        assert!(!socket.exists(), "{path}: a socket was created");
+    }
+    let out = gateway_command()
+        .env("PUSH_GATEWAY_SCRAPE_AUTH_FILE", &missing)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--scrape-auth-file"),
+        "{}",
+        stderr(&out)
+    );
+
+    // From the environment, the credential is required on the TCP port.
+    let token = write("token", "from-env\n");
+    let gw = Gateway::start_with(&[], |cmd| {
+        cmd.env("PUSH_GATEWAY_SCRAPE_AUTH_FILE", &token);
+    });
+    assert_eq!(gw.get("/metrics").0, 401);
+    let (status, _, _) = http_request(
+        gw.addr,
+        "GET /metrics HTTP/1.1\r\nAuthorization: Bearer from-env\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+}
