@@ -18,6 +18,10 @@
 //! * security: the TCP port never changes anything; the push socket
 //!   appears with its final mode; a symlink, a non-socket file or a live
 //!   socket at `--socket` is refused and left as it was.
+//! * open port and faults: the thief in drain mode gets 401 and takes
+//!   nothing (`--scrape-auth-file`, bearer and basic); accept errors past
+//!   the fd limit are logged rate-limited and the gateway recovers; a
+//!   stopped instance with a full backlog does not hang the next one.
 //!
 //! The flood runs 100,000 series here; the full 1,000,000 is `#[ignore]`d
 //! (about a minute in a debug build):
