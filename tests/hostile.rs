@@ -1004,6 +1004,14 @@ fn signal(gw: &Gateway, signal: &str) {
 /// had filled hung the second one for ever instead of refusing it.
 #[test]
 fn a_stopped_instance_with_a_full_backlog_does_not_hang_the_next() {
+    // The backlog is `net.core.somaxconn` (4096 by default) connections,
+    // each a descriptor here: raise this process's soft limit if it is
+    // lower (best effort; the hard limit stays).
+    let _ = Command::new("prlimit")
+        .arg(format!("--pid={}", std::process::id()))
+        .arg("--nofile=16384:")
+        .stderr(Stdio::null())
+        .status();
     let gw = Gateway::start(&[]);
     signal(&gw, "STOP");
     // Fill the stopped gateway's backlog until the kernel says "try again".
@@ -1012,7 +1020,11 @@ fn a_stopped_instance_with_a_full_backlog_does_not_hang_the_next() {
         match mio::net::UnixStream::connect(&gw.socket) {
             Ok(s) => held.push(s),
             Err(e) if e.kind() == ErrorKind::WouldBlock => break true,
-            Err(e) => panic!("connect {} failed: {e}", held.len()),
+            Err(e) => panic!(
+                "connect {} failed: {e}; this test needs more open files than \
+                 net.core.somaxconn (ulimit -n)",
+                held.len()
+            ),
         }
         if held.len() > 70_000 {
             break false;
