@@ -168,7 +168,14 @@ pub fn bind_push_socket(
             // descriptor instead. Everything after `bind` uses full paths,
             // which have no such limit.
             let dir = std::fs::File::open(&private)?;
-            UnixListener::bind(format!("/proc/self/fd/{}/s", dir.as_raw_fd()))?
+            UnixListener::bind(format!("/proc/self/fd/{}/s", dir.as_raw_fd())).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{e} (a path this long is bound through /proc/self/fd: mount /proc, or choose a shorter --socket)"
+                    ),
+                )
+            })?
         };
         if let Some(gid) = gid {
             std::os::unix::fs::chown(&tmp, None, Some(gid))?;
