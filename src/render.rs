@@ -16,15 +16,20 @@
 //! apart into the tail for that reason. The page is an `Rc`: a slow scraper
 //! keeps sending the page it got while the next scraper gets the same one
 //! (no change) or a new buffer (the cache changed while the old one was
-//! held; the only case that allocates). The sort order is kept in a scratch
-//! vector reserved for the most series the budget can hold, and recomputed
-//! only when series are added or removed, and then by merging: the series
-//! of the last order that are still there keep their places, and only the
-//! new ones are sorted and merged in ([`Renderer::page`]), so a scrape
-//! while a flood replaces series costs O(n + k log n) for n series of which
-//! k are new, not a sort of all of them. Three more vectors of the same
-//! bound serve that merge (each series' key hash, the new series, a bitmap
-//! of ids): 9 bytes per series the budget can hold. The tail is reserved for
+//! held; the only case that allocates). The page's buffer is reserved up
+//! front for the largest page the budget allows (twice the budget), but at
+//! most [`RENDER_RESERVE_MAX_BYTES`]; past that it grows to the largest
+//! page rendered and is kept, so a large `--cache-bytes` costs address
+//! space only as pushes fill it. The sort order is kept in a scratch vector
+//! reserved the same way (for the most series the budget can hold, capped
+//! alike), and recomputed only when series are added or removed, and then
+//! by merging: the series of the last order that are still there keep
+//! their places, and only the new ones are sorted and merged in
+//! ([`Renderer::page`]), so a scrape while a flood replaces series costs
+//! O(n + k log k) for n series of which k are new, not a sort of all of
+//! them. Three more vectors reserved alike serve that merge (each series'
+//! key hash, the new series, a bitmap of ids): 9 bytes per series the
+//! budget can hold. The tail is reserved for
 //! [`SELF_METRICS_MAX_BYTES`] and shared like the page: rendered again for
 //! every scrape, in place unless a slow scraper still holds the last one.
 
@@ -35,7 +40,7 @@ use std::rc::Rc;
 use crate::bytes;
 use crate::cache::Cache;
 use crate::exposition::MetricType;
-use crate::limits::SELF_METRICS_MAX_BYTES;
+use crate::limits::{RENDER_RESERVE_MAX_BYTES, SELF_METRICS_MAX_BYTES};
 
 pub struct Renderer {
     order: Vec<u32>,
@@ -55,16 +60,21 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    /// Reserves room to sort the most series `cache` can ever hold.
+    /// Reserves room for the largest page and sort order `cache` can
+    /// need, up to [`RENDER_RESERVE_MAX_BYTES`] each; beyond that the
+    /// buffers grow with the pages rendered.
     pub fn new(cache: &Cache) -> Renderer {
+        let ids = (RENDER_RESERVE_MAX_BYTES / size_of::<u32>()).min(cache.max_series());
         Renderer {
-            order: Vec::with_capacity(cache.max_series()),
-            hashes: Vec::with_capacity(cache.max_series()),
-            fresh: Vec::with_capacity(cache.max_series()),
-            kept: Vec::with_capacity(cache.max_series().div_ceil(64)),
-            groups: Vec::with_capacity(cache.max_series()),
+            order: Vec::with_capacity(ids),
+            hashes: Vec::with_capacity(ids),
+            fresh: Vec::with_capacity(ids),
+            kept: Vec::with_capacity(ids.div_ceil(64)),
+            groups: Vec::with_capacity(ids),
             order_layout: None,
-            page: Rc::new(Vec::with_capacity(cache.capacity() * 2)),
+            page: Rc::new(Vec::with_capacity(
+                (cache.capacity() * 2).min(RENDER_RESERVE_MAX_BYTES),
+            )),
             page_shows: None,
             tail: Rc::new(Vec::with_capacity(SELF_METRICS_MAX_BYTES)),
         }
