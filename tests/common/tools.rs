@@ -186,3 +186,48 @@ pub fn describe(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// The build directory tests/e2e/install.sh installs the client libraries
+/// under: `$CARGO_TARGET_DIR` (relative to the repository when relative),
+/// else `target/` in the repository.
+pub fn build_dir() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target"),
+    }
+}
+
+/// The Python of the virtual environment install.sh makes for the client
+/// tests (`<build dir>/e2e-venv`, from the system `/usr/bin/python3`, with
+/// the newest `prometheus_client` and `python-snappy`), checked to import
+/// them; fails the test with what to run when it does not.
+pub fn client_python() -> PathBuf {
+    let python = build_dir().join("e2e-venv/bin/python");
+    let out = Command::new(&python)
+        .args(["-c", "import prometheus_client, snappy"])
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(out) if out.status.success() => python,
+        Ok(out) => panic!(
+            "{} lacks prometheus_client or python-snappy: {INSTALL_HINT}\n{}",
+            python.display(),
+            describe(&out)
+        ),
+        Err(e) => panic!("{}: {e}: {INSTALL_HINT}", python.display()),
+    }
+}
+
+/// The `node_modules` install.sh fills for the client tests
+/// (`<build dir>/e2e-node`, with the newest `prom-client`), for
+/// `NODE_PATH`; fails the test with what to run when it is missing.
+pub fn client_node_modules() -> PathBuf {
+    let dir = build_dir().join("e2e-node/node_modules");
+    assert!(
+        dir.join("prom-client/package.json").is_file(),
+        "{} has no prom-client: {INSTALL_HINT}",
+        dir.display()
+    );
+    dir
+}
