@@ -6,6 +6,7 @@
 //! the runner named by `PUSH_GATEWAY_TEST_RUNNER` when it is set.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod page;
 pub mod protobuf;
 pub mod pushgateway;
