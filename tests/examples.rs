@@ -21,6 +21,7 @@
 //! skips.
 
 mod common;
+use common::clients::client_python;
 use common::tools::*;
 use common::*;
 

@@ -1,7 +1,8 @@
 //! The client programs of the end-to-end tests (tests/e2e/clients/) and
 //! what runs them: a bounded process runner, the socat bridge from a
 //! loopback port to the gateway's push socket (the clients speak TCP), and
-//! the Go client program, built once per test that uses it.
+//! the Go client program, built once per test that uses it; and where
+//! tests/e2e/install.sh put the Python and Node client libraries.
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::tools::{INSTALL_HINT, LONG_WAIT, require_tool};
+use super::tools::{INSTALL_HINT, LONG_WAIT, describe, require_tool};
 use super::{Gateway, TempDir, WAIT, free_port};
 
 /// Upper bound for the one Go build per test run: a cold build compiles
@@ -202,4 +203,49 @@ impl GoPusher {
             gw.scrape()
         );
     }
+}
+
+/// The build directory tests/e2e/install.sh installs the client libraries
+/// under: `$CARGO_TARGET_DIR` (relative to the repository when relative),
+/// else `target/` in the repository.
+pub fn build_dir() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target"),
+    }
+}
+
+/// The Python of the virtual environment install.sh makes for the client
+/// tests (`<build dir>/e2e-venv`, from the system `/usr/bin/python3`, with
+/// the newest `prometheus_client` and `python-snappy`), checked to import
+/// them; fails the test with what to run when it does not.
+pub fn client_python() -> PathBuf {
+    let python = build_dir().join("e2e-venv/bin/python");
+    let out = Command::new(&python)
+        .args(["-c", "import prometheus_client, snappy"])
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(out) if out.status.success() => python,
+        Ok(out) => panic!(
+            "{} lacks prometheus_client or python-snappy: {INSTALL_HINT}\n{}",
+            python.display(),
+            describe(&out)
+        ),
+        Err(e) => panic!("{}: {e}: {INSTALL_HINT}", python.display()),
+    }
+}
+
+/// The `node_modules` install.sh fills for the client tests
+/// (`<build dir>/e2e-node`, with the newest `prom-client`), for
+/// `NODE_PATH`; fails the test with what to run when it is missing.
+pub fn client_node_modules() -> PathBuf {
+    let dir = build_dir().join("e2e-node/node_modules");
+    assert!(
+        dir.join("prom-client/package.json").is_file(),
+        "{} has no prom-client: {INSTALL_HINT}",
+        dir.display()
+    );
+    dir
 }
