@@ -38,15 +38,17 @@ function gauge(registry, value) {
 }
 
 function everything(registry) {
+  registry.setDefaultLabels({ app: 'e2e' });
   client.collectDefaultMetrics({ register: registry });
   const c = new client.Counter({
     name: 'node_requests_total',
-    help: 'Requests, by method and code.',
+    help: 'Requests, by method and code.\nA second line, a \\ backslash.',
     labelNames: ['method', 'code'],
     registers: [registry],
   });
   c.inc({ method: 'GET', code: '200' }, 12);
   c.inc({ method: 'POST', code: '503' });
+  c.inc({ method: 'a "quoted" \\ path\nand ünïcode', code: '404' }, 0.5);
   gauge(registry, 17);
   // The default buckets: 0.005 .. 10, written as JavaScript writes
   // numbers (le="1", le="10").

@@ -88,12 +88,13 @@ def every_type(registry):
     GCCollector(registry=registry)
     c = Counter(
         "py_every_requests",
-        "Requests by path and code.",
+        "Requests by path and code.\nA second line, a \\ backslash, ünïcode.",
         ["path", "code"],
         registry=registry,
     )
     c.labels(path="/", code="200").inc(41)
     c.labels(path='/q?a="b"\\c', code="500").inc()
+    c.labels(path="two\nlines, ünïcode", code="404").inc(2.5)
     g = Gauge("py_every_temperature_celsius", "Room temperature.", registry=registry)
     g.set(-3.25)
     Gauge("py_every_ratio", "A tiny ratio.", registry=registry).set(1e-05)
