@@ -2,7 +2,7 @@
 // Pushgateway class, to a push-gateway (or any Pushgateway-compatible
 // server), in the text format.
 //
-// Usage: node node_pusher.js STEP GATEWAY [GATEWAY...]
+// Usage: node --expose-gc node_pusher.js STEP GATEWAY [GATEWAY...]
 //
 // GATEWAY is HOST:PORT. prom-client is found through NODE_PATH (the tests
 // point it at the node_modules tests/e2e/install.sh fills). One registry is
@@ -67,6 +67,24 @@ function everything(registry) {
   for (const v of [100, 200, 300, 400]) s.observe(v);
 }
 
+// prom-client fills nodejs_gc_duration_seconds from a PerformanceObserver,
+// after a collection has run: were the first one to happen between the
+// two pushes, only the second gateway would get the family. So one is
+// forced (node --expose-gc) and awaited before the first push.
+async function gcObserved(registry) {
+  if (typeof global.gc !== 'function') {
+    throw new Error('run node with --expose-gc');
+  }
+  const metric = registry.getSingleMetric('nodejs_gc_duration_seconds');
+  const deadline = Date.now() + TIMEOUT_MS;
+  global.gc();
+  for (;;) {
+    if ((await metric.get()).values.length > 0) return;
+    if (Date.now() > deadline) throw new Error('no garbage collection observed');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 async function run(step, gateways) {
   const registry = new client.Registry();
   const headers = {};
@@ -74,10 +92,12 @@ async function run(step, gateways) {
   switch (step) {
     case 'push':
       everything(registry);
+      await gcObserved(registry);
       method = 'push';
       break;
     case 'gzip':
       everything(registry);
+      await gcObserved(registry);
       headers['Content-Encoding'] = 'gzip';
       method = 'push';
       break;
