@@ -193,6 +193,9 @@ pub enum LineError {
     LabelValue,
     Escape,
     DuplicateLabel,
+    /// A label name starting with `__`, which Prometheus keeps for itself
+    /// (`__name__` on a pushed sample makes Prometheus reject the page).
+    ReservedLabel,
     TooManyLabels,
     Value,
     Timestamp,
@@ -222,8 +225,13 @@ impl LineError {
                 "invalid escape in label value: only \\\\, \\\" and \\n are allowed"
             }
             LineError::DuplicateLabel => "duplicate label name: give each label once",
+            LineError::ReservedLabel => {
+                "label names starting with __ (such as __name__) are reserved for Prometheus: rename the label"
+            }
             LineError::TooManyLabels => "too many labels: the limit is 32 per sample",
-            LineError::Value => "invalid value: use a number such as 1, -3.5e-7, NaN, +Inf or -Inf",
+            LineError::Value => {
+                "invalid value: use a number such as 1, -3.5e-7, NaN, +Inf or -Inf (within ±1.8e308)"
+            }
             LineError::Timestamp => {
                 "timestamps are not accepted: the sample time is the scrape time; drop the timestamp"
             }
@@ -244,6 +252,7 @@ impl LineError {
             LineError::NotUtf8 => "utf8",
             LineError::Timestamp => "timestamp",
             LineError::Value => "value",
+            LineError::ReservedLabel => "reserved",
             LineError::HelpSyntax
             | LineError::HelpEscape
             | LineError::TypeSyntax
@@ -448,16 +457,28 @@ pub fn parse_text(line: &str) -> Result<Line<'_>, LineError> {
     }
     let b = line.as_bytes();
     let mut end = b.len();
-    while end > 0 && (is_blank_byte(b[end - 1]) || b[end - 1] == b'\r') {
+    if end > 0 && b[end - 1] == b'\r' {
         end -= 1;
     }
     let start = skip_blanks(&b[..end], 0);
+    if b.get(start) == Some(&b'#') {
+        // Trailing blanks are part of a HELP text, as the Pushgateway keeps
+        // them; the other comments trim their own.
+        return parse_comment(blanks(&line[start + 1..end]));
+    }
+    while end > start && (is_blank_byte(b[end - 1]) || b[end - 1] == b'\r') {
+        end -= 1;
+    }
     let line = &line[start..end];
     match line.as_bytes().first() {
         None => Ok(Line::Ignored),
-        Some(b'#') => parse_comment(blanks(&line[1..])),
-        Some(_) => parse_sample(line),
+        _ => parse_sample(line),
     }
+}
+
+/// `i` without blanks at its end.
+fn trim_end_blanks(i: &str) -> &str {
+    i.trim_end_matches(is_blank)
 }
 
 // Out of line: inlined, comments made `parse_text` save and restore more
@@ -481,10 +502,11 @@ fn parse_comment(i: &str) -> Result<Line<'_>, LineError> {
             if !rest.starts_with(is_blank) {
                 return Err(LineError::TypeSyntax);
             }
-            let kind = MetricType::from_name(blanks(rest)).ok_or(LineError::UnknownType)?;
+            let kind = MetricType::from_name(trim_end_blanks(blanks(rest)))
+                .ok_or(LineError::UnknownType)?;
             Ok(Line::Type { name, kind })
         }
-        "TTL" => Ok(Line::Ttl(blanks(rest))),
+        "TTL" => Ok(Line::Ttl(trim_end_blanks(blanks(rest)))),
         _ => Ok(Line::Ignored),
     }
 }
@@ -667,6 +689,9 @@ fn label_at(b: &[u8], at: usize) -> Result<([usize; 4], bool), LineError> {
             LineError::LabelName
         });
     }
+    if b[at] == b'_' && b.get(at + 1) == Some(&b'_') {
+        return Err(LineError::ReservedLabel);
+    }
     let (value_start, compact) = if b.get(name_end..name_end + 2) == Some(b"=\"") {
         (name_end + 2, true)
     } else {
@@ -710,8 +735,10 @@ fn sample_value(line: &str, at: usize) -> Result<f64, LineError> {
     Ok(value)
 }
 
-/// Parses a sample value as Go's `strconv.ParseFloat` does for the format:
-/// decimal and exponent forms, `NaN`, `+Inf`, `-Inf` (any case).
+/// Parses a sample value as Go's `strconv.ParseFloat` does for the format
+/// (and so as the Pushgateway does): decimal and exponent forms, `NaN`
+/// without a sign, `Inf` and `Infinity` with or without one (any case).
+/// A number out of the `f64` range (`1e309`) is an error, not infinity.
 pub fn parse_value(token: &str) -> Result<f64, LineError> {
     // Most values are small integers: no need for the float parser.
     if let Some(n) = small_integer(token.as_bytes()) {
@@ -723,7 +750,17 @@ pub fn parse_value(token: &str) -> Result<f64, LineError> {
     if !plausible {
         return Err(LineError::Value);
     }
-    token.parse::<f64>().map_err(|_| LineError::Value)
+    let v = token.parse::<f64>().map_err(|_| LineError::Value)?;
+    if v.is_finite() {
+        return Ok(v);
+    }
+    let word = token.strip_prefix(['+', '-']).unwrap_or(token);
+    let ok = if v.is_nan() {
+        word.len() == token.len()
+    } else {
+        word.eq_ignore_ascii_case("inf") || word.eq_ignore_ascii_case("infinity")
+    };
+    if ok { Ok(v) } else { Err(LineError::Value) }
 }
 
 /// The value of 1 to 15 ASCII digits (exact as an `f64`), or `None` if
@@ -805,6 +842,15 @@ mod tests {
             ("x{ a = \"b\" , } 7", 7.0),
             ("a:b_c 8", 8.0),
             ("_x 9", 9.0),
+            // As Go's ParseFloat (the Pushgateway) reads them.
+            ("x inf", f64::INFINITY),
+            ("x -Infinity", f64::NEG_INFINITY),
+            ("x +infinity", f64::INFINITY),
+            ("x 1e-400", 0.0),
+            ("x .5", 0.5),
+            ("x 5.", 5.0),
+            ("x +5", 5.0),
+            ("x{_a=\"1\"} 10", 10.0),
         ] {
             assert_eq!(sample(line).value, value, "{line}");
         }
@@ -841,6 +887,14 @@ mod tests {
                 assert_eq!(name, "http_requests_total");
                 assert_eq!(text, "The total\\n number \\\\ of requests.");
             }
+            other => panic!("{other:?}"),
+        }
+        // Trailing blanks belong to the text, as the Pushgateway keeps them.
+        match parse_line(b"  # HELP x  spaced  \t\r") {
+            Ok(Line::Help {
+                name: "x",
+                text: "spaced  \t",
+            }) => {}
             other => panic!("{other:?}"),
         }
         match parse_line(b"# HELP x") {
@@ -895,6 +949,13 @@ mod tests {
             (b"x{a=\"b} 1", LineError::LabelValue),
             (b"x{a=\"\\t\"} 1", LineError::Escape),
             (b"x{a=\"1\",a=\"2\"} 1", LineError::DuplicateLabel),
+            (b"x{__name__=\"y\"} 1", LineError::ReservedLabel),
+            (b"x{a=\"1\", __x=\"2\"} 1", LineError::ReservedLabel),
+            (b"x 1e309", LineError::Value),
+            (b"x -1e309", LineError::Value),
+            (b"x -NaN", LineError::Value),
+            (b"x +nan", LineError::Value),
+            (b"x infinit", LineError::Value),
             (b"x", LineError::Value),
             (b"x{a=\"b\"}", LineError::Value),
             (b"x one", LineError::Value),
@@ -1021,7 +1082,7 @@ mod tests {
                     };
                     assert_eq!(
                         parse_value(&token).ok(),
-                        token.parse::<f64>().ok(),
+                        token.parse::<f64>().ok().filter(|v| v.is_finite()),
                         "{token:?}"
                     );
                 }
