@@ -995,6 +995,12 @@ mod tests {
             p.contains("push_time_seconds{instance=\"db1\",job=\"backup\"} 1700000000.5\n"),
             "{p}"
         );
+        for help in [
+            "# HELP push_time_seconds Last Unix time when changing this group in the Pushgateway succeeded.\n",
+            "# HELP push_failure_time_seconds Last Unix time when changing this group in the Pushgateway failed.\n",
+        ] {
+            assert!(p.contains(help), "{p}");
+        }
         call(&mut c, PushMethod::Put, path, "c 3\n").unwrap();
         let p = page(&c);
         assert!(!p.contains("\na{") && !p.contains("\nb{"), "{p}");
