@@ -18,6 +18,8 @@ use nom::bytes::complete::take_while;
 
 use crate::bytes;
 use crate::limits::{LINE_MAX_BYTES, MAX_LABELS};
+pub use crate::value::parse_value;
+use crate::value::small_integer;
 
 /// The metric types of `# TYPE` lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -735,79 +737,6 @@ fn sample_value(line: &str, at: usize) -> Result<f64, LineError> {
     Ok(value)
 }
 
-/// Parses a sample value as Go's `strconv.ParseFloat` does for the format
-/// (and so as the Pushgateway does): decimal and exponent forms, `NaN`
-/// without a sign, `Inf` and `Infinity` with or without one (any case).
-/// A number out of the `f64` range (`1e309`) is an error, not infinity.
-pub fn parse_value(token: &str) -> Result<f64, LineError> {
-    // Most values are small integers: no need for the float parser.
-    if let Some(n) = small_integer(token.as_bytes()) {
-        return Ok(n as f64);
-    }
-    let plausible = token
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-    if !plausible {
-        return Err(LineError::Value);
-    }
-    let v = token.parse::<f64>().map_err(|_| LineError::Value)?;
-    if v.is_finite() {
-        return Ok(v);
-    }
-    let word = token.strip_prefix(['+', '-']).unwrap_or(token);
-    let ok = if v.is_nan() {
-        word.len() == token.len()
-    } else {
-        word.eq_ignore_ascii_case("inf") || word.eq_ignore_ascii_case("infinity")
-    };
-    if ok { Ok(v) } else { Err(LineError::Value) }
-}
-
-/// The value of 1 to 15 ASCII digits (exact as an `f64`), or `None` if
-/// `digits` is anything else.
-#[inline]
-fn small_integer(digits: &[u8]) -> Option<u64> {
-    if !(1..=15).contains(&digits.len()) {
-        return None;
-    }
-    let mut n = 0;
-    let mut rest = digits;
-    // Eight digits at a time: values are often counters of ten digits or
-    // more, and a byte loop costs about ten instructions a digit.
-    if let Some((eight, tail)) = rest.split_first_chunk::<8>() {
-        n = eight_digits(u64::from_le_bytes(*eight))?;
-        rest = tail;
-    }
-    for &d in rest {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n = n * 10 + u64::from(d - b'0');
-    }
-    Some(n)
-}
-
-/// The value of the eight ASCII digits in `w`, the first in its low byte,
-/// or `None` if a byte is not a digit: all eight at once (SWAR, as in
-/// Lemire's "Quickly parsing eight digits").
-fn eight_digits(w: u64) -> Option<u64> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let d = w.wrapping_sub(ONES * u64::from(b'0'));
-    // A digit leaves 0..=9 in its byte: no borrow (high bit clear) and
-    // still below 0x80 after adding 0x76. Other bytes fail one of the two.
-    if (d | d.wrapping_add(ONES * 0x76)) & (ONES * 0x80) != 0 {
-        return None;
-    }
-    // Each 16-bit lane's low byte becomes 10 * its first digit + its
-    // second; two multiplies then sum the four pairs, weighted 10^6, 10^4,
-    // 100 and 1, into the high 32 bits.
-    let pairs = d.wrapping_mul(10).wrapping_add(d >> 8);
-    let mask = 0x0000_00ff_0000_00ff;
-    let high = (pairs & mask).wrapping_mul(100 + (1_000_000 << 32));
-    let low = ((pairs >> 16) & mask).wrapping_mul(1 + (10_000 << 32));
-    Some(high.wrapping_add(low) >> 32)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1061,32 +990,6 @@ mod tests {
                 Some(LineError::DuplicateLabel),
                 "{repeat}"
             );
-        }
-    }
-
-    #[test]
-    fn integer_values() {
-        let mut digits = String::new();
-        for len in 1..=17 {
-            digits.push(char::from(b'0' + (len * 7 % 10) as u8));
-            let want: f64 = digits.parse().unwrap();
-            assert_eq!(parse_value(&digits), Ok(want), "{digits}");
-            assert_eq!(sample(&format!("x {digits}")).value, want, "{digits}");
-            // A byte that is not a digit, anywhere, goes to the float parser.
-            for at in 0..len {
-                for c in [b'/', b':', b'.', b'e', b' ', b'\0', 0x80, 0xb9] {
-                    let mut token = digits.clone().into_bytes();
-                    token[at] = c;
-                    let Ok(token) = String::from_utf8(token) else {
-                        continue;
-                    };
-                    assert_eq!(
-                        parse_value(&token).ok(),
-                        token.parse::<f64>().ok().filter(|v| v.is_finite()),
-                        "{token:?}"
-                    );
-                }
-            }
         }
     }
 }

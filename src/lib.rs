@@ -13,6 +13,7 @@
 //! * [`conn`]: per-connection state machines (stream pushes, HTTP).
 //! * [`http`]: HTTP/1.x request framing and response heads (httparse).
 //! * [`exposition`]: the text exposition format parser (nom).
+//! * [`value`]: numbers of the format, read and written as Go does.
 //! * [`ingest`]: what parsed lines mean for the cache (families, keys).
 //! * [`push`]: the Pushgateway-compatible HTTP push API (groups).
 //! * [`protobuf`]: the delimited `MetricFamily` decoder for pushes.
@@ -39,4 +40,5 @@ pub mod render;
 pub mod self_metrics;
 pub mod slab;
 pub mod systemd;
+pub mod value;
 pub mod warn_limit;

@@ -16,11 +16,36 @@ use std::fmt;
 
 use crate::limits::MAX_LABELS;
 use crate::render::write_value;
+use crate::value::write_go_float;
 
-/// Whether a `Content-Type` names the delimited protobuf format.
+/// Whether a `Content-Type` names the delimited `MetricFamily` format:
+/// `application/vnd.google.protobuf` with `proto=io.prometheus.client.MetricFamily`
+/// and `encoding=delimited`. Anything else is read as text, as the
+/// Pushgateway reads it (another `proto=` is no `MetricFamily` stream).
 pub fn is_protobuf(content_type: &str) -> bool {
-    let ct = content_type.trim().to_ascii_lowercase();
-    ct.starts_with("application/vnd.google.protobuf")
+    let mut parts = content_type.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/vnd.google.protobuf") {
+        return false;
+    }
+    let (mut proto, mut delimited) = (false, false);
+    for param in parts {
+        let Some((name, value)) = param.split_once('=') else {
+            continue;
+        };
+        let value = value.trim();
+        // A quoted value means the same (RFC 2045); names are case-blind.
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        match name.trim().to_ascii_lowercase().as_str() {
+            "proto" => proto = value == "io.prometheus.client.MetricFamily",
+            "encoding" => delimited = value == "delimited",
+            _ => {}
+        }
+    }
+    proto && delimited
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +58,9 @@ pub enum ProtoError {
     TooLarge,
     /// A metric or label name the text format cannot carry.
     Name,
+    /// A metric without the value of its family's type (a counter family's
+    /// metric with no `counter` field): the Pushgateway refuses it.
+    MissingValue,
 }
 
 impl fmt::Display for ProtoError {
@@ -51,6 +79,9 @@ impl fmt::Display for ProtoError {
             ProtoError::TooManyLabels => "too many labels: the limit is 32 per sample",
             ProtoError::Name => {
                 "invalid metric or label name in the protobuf body: use [a-zA-Z_:][a-zA-Z0-9_:]* and [a-zA-Z_][a-zA-Z0-9_]*"
+            }
+            ProtoError::MissingValue => {
+                "a metric lacks the value field of its family's type (e.g. a gauge value in a COUNTER family; an absent type means COUNTER): set the family's type or the metric's value"
             }
             ProtoError::TooLarge => {
                 "protobuf body too large once decoded: push fewer series per request"
@@ -181,7 +212,9 @@ pub fn to_text(body: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Proto
 }
 
 fn write_family(msg: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), ProtoError> {
-    let (mut name, mut help, mut kind) = ("", "", UNTYPED);
+    // An absent type field is the enum's default, COUNTER (proto2 and
+    // proto3 alike): the Go client omits it for counters.
+    let (mut name, mut help, mut kind) = ("", "", COUNTER);
     let mut r = Reader::new(msg);
     while let Some((field, v)) = r.field()? {
         match field {
@@ -232,7 +265,8 @@ fn write_family(msg: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Proto
 struct Metric<'a> {
     labels: [(&'a str, &'a str); MAX_LABELS],
     label_count: usize,
-    value: &'a [u8],
+    /// The value message of the family's type; `None` if absent.
+    value: Option<&'a [u8]>,
     timestamp_ms: Option<i64>,
 }
 
@@ -246,7 +280,7 @@ fn write_metric(
     let mut m = Metric {
         labels: [("", ""); MAX_LABELS],
         label_count: 0,
-        value: &[],
+        value: None,
         timestamp_ms: None,
     };
     let value_field = match kind {
@@ -279,23 +313,26 @@ fn write_metric(
                 m.label_count += 1;
             }
             6 => m.timestamp_ms = Some(v.u64() as i64),
-            f if f == value_field => m.value = bytes_of(v),
+            f if f == value_field => m.value = Some(bytes_of(v)),
             _ => {}
         }
     }
+    let Some(value) = m.value else {
+        return Err(ProtoError::MissingValue);
+    };
     match kind {
-        SUMMARY => write_summary(name, &m, out, limit),
-        HISTOGRAM | GAUGE_HISTOGRAM => write_histogram(name, &m, out, limit),
+        SUMMARY => write_summary(name, &m, value, out, limit),
+        HISTOGRAM | GAUGE_HISTOGRAM => write_histogram(name, &m, value, out, limit),
         _ => {
             // Counter, Gauge and Untyped all keep their value in field 1.
-            let mut value = 0.0;
-            let mut r = Reader::new(m.value);
+            let mut number = 0.0;
+            let mut r = Reader::new(value);
             while let Some((f, v)) = r.field()? {
                 if f == 1 {
-                    value = v.f64();
+                    number = v.f64();
                 }
             }
-            write_sample(out, name, "", &m, None, value, limit)?;
+            write_sample(out, name, "", &m, None, number, limit)?;
             Ok(())
         }
     }
@@ -304,11 +341,12 @@ fn write_metric(
 fn write_summary(
     name: &str,
     m: &Metric,
+    value: &[u8],
     out: &mut Vec<u8>,
     limit: usize,
 ) -> Result<(), ProtoError> {
     let (mut count, mut sum) = (0.0, 0.0);
-    let mut r = Reader::new(m.value);
+    let mut r = Reader::new(value);
     while let Some((f, v)) = r.field()? {
         match f {
             1 => count = v.u64() as f64,
@@ -336,11 +374,12 @@ fn write_summary(
 fn write_histogram(
     name: &str,
     m: &Metric,
+    value: &[u8],
     out: &mut Vec<u8>,
     limit: usize,
 ) -> Result<(), ProtoError> {
     let (mut count, mut sum, mut has_inf) = (0.0, 0.0, false);
-    let mut r = Reader::new(m.value);
+    let mut r = Reader::new(value);
     while let Some((f, v)) = r.field()? {
         match f {
             1 => count = v.u64() as f64,
@@ -422,7 +461,8 @@ fn write_sample(
             }
             out.extend_from_slice(ln.as_bytes());
             out.extend_from_slice(b"=\"");
-            write_value(out, bound);
+            // In the Pushgateway's form, the one text pushes are stored in.
+            write_go_float(out, bound);
             out.push(b'"');
         }
         out.push(b'}');
@@ -612,5 +652,97 @@ mod tests {
             "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
         ));
         assert!(!is_protobuf("text/plain; version=0.0.4"));
+    }
+
+    #[test]
+    fn only_delimited_metric_families_are_protobuf() {
+        for (ct, want) in [
+            (
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+                true,
+            ),
+            (
+                "Application/Vnd.Google.Protobuf;Encoding=delimited; PROTO=\"io.prometheus.client.MetricFamily\"",
+                true,
+            ),
+            ("application/vnd.google.protobuf", false),
+            (
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily",
+                false,
+            ),
+            (
+                "application/vnd.google.protobuf; proto=other.Message; encoding=delimited",
+                false,
+            ),
+            (
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=text",
+                false,
+            ),
+            (
+                "application/vnd.google.protobuf2; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+                false,
+            ),
+        ] {
+            assert_eq!(is_protobuf(ct), want, "{ct}");
+        }
+    }
+
+    fn family(name: &str, kind: Option<u64>, metrics: &[Vec<u8>]) -> Vec<u8> {
+        let mut f = Vec::new();
+        bytes_field(&mut f, 1, name.as_bytes());
+        if let Some(kind) = kind {
+            varint_field(&mut f, 3, kind);
+        }
+        for m in metrics {
+            bytes_field(&mut f, 4, m);
+        }
+        f
+    }
+
+    fn metric(field: u64, value: f64) -> Vec<u8> {
+        let mut v = Vec::new();
+        double_field(&mut v, 1, value);
+        let mut m = Vec::new();
+        bytes_field(&mut m, field, &v);
+        m
+    }
+
+    /// As the Pushgateway decodes them: no type is COUNTER, and a metric
+    /// without its type's value is refused, not stored as 0.
+    #[test]
+    fn absent_fields_mean_what_the_proto_says() {
+        assert_eq!(
+            text(&delimited(&[family("c", None, &[metric(3, 5.0)])])),
+            "# TYPE c counter\nc 5\n"
+        );
+        for body in [
+            family("c", None, &[metric(2, 5.0)]),
+            family("g", Some(GAUGE), &[Vec::new()]),
+            family("u", Some(UNTYPED), &[metric(2, 1.0)]),
+            family("h", Some(HISTOGRAM), &[metric(2, 1.0)]),
+            family("s", Some(SUMMARY), &[Vec::new()]),
+        ] {
+            let mut out = Vec::new();
+            assert_eq!(
+                to_text(&delimited(&[body]), &mut out, 1 << 20),
+                Err(ProtoError::MissingValue)
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_are_written_as_the_pushgateway_writes_them() {
+        let mut hist = Vec::new();
+        for bound in [1e-5, 1.0, 1e6] {
+            let mut b = Vec::new();
+            double_field(&mut b, 2, bound);
+            bytes_field(&mut hist, 3, &b);
+        }
+        let mut m = Vec::new();
+        bytes_field(&mut m, 7, &hist);
+        let t = text(&delimited(&[family("h", Some(HISTOGRAM), &[m])]));
+        for le in ["le=\"1e-05\"", "le=\"1\"", "le=\"1e+06\"", "le=\"+Inf\""] {
+            assert!(t.contains(le), "{t}");
+        }
     }
 }
