@@ -245,6 +245,8 @@ fn write_family(msg: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Proto
         GAUGE => "gauge",
         SUMMARY => "summary",
         HISTOGRAM | GAUGE_HISTOGRAM => "histogram",
+        UNTYPED => "untyped",
+        // Values a newer client model may add.
         _ => "untyped",
     };
     out.extend_from_slice(b"# TYPE ");
