@@ -17,6 +17,7 @@ use crate::cache::{Cache, CacheError, Family, Write};
 use crate::exposition::{self, Label, Line, LineError, MetricType, Sample};
 use crate::limits::{LINE_MAX_BYTES, MAX_LABELS};
 use crate::render::{PUSH_FAILURE_TIME, PUSH_TIME};
+use crate::value::{self, GO_FLOAT_MAX_BYTES};
 
 /// Prefix of the gateway's own metrics; pushes may not use it.
 pub const RESERVED_PREFIX: &str = "push_gateway_";
@@ -195,12 +196,13 @@ pub fn apply_parsed(
     // copy per line.
     match &parsed {
         Line::Sample(sample) => {
+            let scratch = key;
             // A key written in canonical form is used as it is.
             let key: &[u8] = match sample.canonical_key() {
                 Some(canonical) => canonical.as_bytes(),
                 None => {
-                    write_key(sample, &[], &[], key);
-                    key
+                    write_key(sample, &[], &[], scratch);
+                    scratch
                 }
             };
             let w = Write {
@@ -214,7 +216,16 @@ pub fn apply_parsed(
                 return Ok(());
             }
             let family = resolve_family(cache, ctx, sample.name)?;
-            check_bounds(&family, sample)?;
+            let fix = check_bounds(&family, sample)?;
+            let key: &[u8] = match fix {
+                Bound::Keep => key,
+                // A stream has no later line to tell what it meant.
+                Bound::Drop => return Err(IngestError::Bound),
+                fix => {
+                    write_fixed_key(sample, &fix, &[], &[], scratch);
+                    scratch
+                }
+            };
             cache.set_with(&family, key, sample.value, now, w)?;
             Ok(())
         }
@@ -249,36 +260,184 @@ pub fn resolve_family<'a>(
     if is_reserved(family.name) {
         return Err(IngestError::Reserved);
     }
+    // A new family may not claim the names of one the cache holds, nor
+    // the cache's a name of the new one.
+    if cache.family_type(family.name).is_none()
+        && collides_in_cache(cache, family.name, family.kind)
+    {
+        return Err(IngestError::TypeConflict);
+    }
     Ok(family)
+}
+
+/// What a family's type asks of a sample's bound label (`le` of a
+/// histogram bucket, `quantile` of a summary quantile), as the
+/// Pushgateway's parser reads it.
+#[derive(Debug, Clone, Copy)]
+pub enum Bound {
+    /// The labels stand as written.
+    Keep,
+    /// The sample carries no value the family can hold: a bucket without
+    /// `le` or with `le="NaN"`, a quantile likewise, a bare histogram name.
+    /// The Pushgateway drops it (the metric it names still gets `_sum` and
+    /// `_count`); a stream refuses it.
+    Drop,
+    /// Label `i` is a bound on a `_sum` or `_count` sample, where
+    /// Prometheus reads none: it is left out of the key.
+    Strip(usize),
+    /// Label `i` is a number written otherwise than the Pushgateway writes
+    /// it (`1.0`, `0.00001`): its value becomes `text[..len]`.
+    Rewrite(usize, [u8; GO_FLOAT_MAX_BYTES], u8),
+}
+
+impl Bound {
+    pub fn changes_key(&self) -> bool {
+        matches!(self, Bound::Strip(_) | Bound::Rewrite(..))
+    }
 }
 
 /// Checks what a family's type asks of a sample's labels: a histogram
 /// bucket's `le` and a summary quantile's `quantile` are numbers, or
-/// Prometheus rejects the whole page.
+/// Prometheus rejects the whole page, and are stored in one form.
 ///
 /// Inlined as far as the type: most samples are of other types, and a
 /// push checks each.
+///
+/// # Errors
+/// [`IngestError::Bound`] for a bound that is not a number.
 #[inline(always)]
-pub fn check_bounds(family: &Family, sample: &Sample) -> Result<(), IngestError> {
+pub fn check_bounds(family: &Family, sample: &Sample) -> Result<Bound, IngestError> {
     match family.kind {
         MetricType::Histogram | MetricType::Summary => check_bound_label(family, sample),
-        _ => Ok(()),
+        _ => Ok(Bound::Keep),
     }
 }
 
-fn check_bound_label(family: &Family, sample: &Sample) -> Result<(), IngestError> {
-    // Prometheus reads `le` on every sample of a histogram and `quantile`
-    // on every sample of a summary; buckets and quantiles must have one.
-    let (bound, required) = match family.kind {
-        MetricType::Histogram => ("le", sample.name.ends_with("_bucket")),
-        MetricType::Summary => ("quantile", sample.name == family.name),
-        _ => return Ok(()),
+fn check_bound_label(family: &Family, sample: &Sample) -> Result<Bound, IngestError> {
+    let suffix = sample.name.get(family.name.len()..).unwrap_or("");
+    let (bound, is_bound_sample) = match family.kind {
+        MetricType::Histogram => ("le", suffix == "_bucket"),
+        MetricType::Summary => ("quantile", suffix.is_empty()),
+        _ => return Ok(Bound::Keep),
     };
-    match sample.labels().find(|(n, _)| *n == bound) {
-        Some((_, v)) if exposition::parse_value(v).is_ok() => Ok(()),
-        None if !required => Ok(()),
-        _ => Err(IngestError::Bound),
+    if family.kind == MetricType::Histogram && suffix.is_empty() {
+        return Ok(Bound::Drop);
     }
+    let found = (0..sample.label_count()).find(|&i| sample.label(i).0 == bound);
+    let Some(i) = found else {
+        return Ok(if is_bound_sample {
+            Bound::Drop
+        } else {
+            Bound::Keep
+        });
+    };
+    if !is_bound_sample {
+        return Ok(Bound::Strip(i));
+    }
+    let text = sample.label(i).1;
+    if value::is_go_float(text) {
+        return Ok(if text == "NaN" {
+            Bound::Drop
+        } else {
+            Bound::Keep
+        });
+    }
+    let v = exposition::parse_value(text).map_err(|_| IngestError::Bound)?;
+    if v.is_nan() {
+        return Ok(Bound::Drop);
+    }
+    let mut out = Vec::with_capacity(GO_FLOAT_MAX_BYTES);
+    value::write_go_float(&mut out, v);
+    let mut buf = [0u8; GO_FLOAT_MAX_BYTES];
+    buf[..out.len()].copy_from_slice(&out);
+    Ok(Bound::Rewrite(i, buf, out.len() as u8))
+}
+
+/// [`write_key`] for a sample whose bound label `fix` changes.
+pub fn write_fixed_key(
+    sample: &Sample,
+    fix: &Bound,
+    overrides: &[Label],
+    defaults: &[Label],
+    key: &mut Vec<u8>,
+) {
+    let mut labels: [Label; MAX_LABELS] = [("", ""); MAX_LABELS];
+    let mut n = 0;
+    let rewritten = match fix {
+        Bound::Rewrite(_, text, len) => std::str::from_utf8(&text[..usize::from(*len)]).ok(),
+        _ => None,
+    };
+    for i in 0..sample.label_count() {
+        let (name, value) = sample.label(i);
+        match fix {
+            Bound::Strip(j) if *j == i => continue,
+            Bound::Rewrite(j, ..) if *j == i => labels[n] = (name, rewritten.unwrap_or(value)),
+            _ => labels[n] = (name, value),
+        }
+        n += 1;
+    }
+    write_key_parts(sample.name, &labels[..n], overrides, defaults, key);
+}
+
+/// Whether a family `name` of type `kind` and a family `other` of type
+/// `other_kind` would claim the same sample names on the page (`foo_count`
+/// of histogram `foo` and a gauge `foo_count`): Prometheus and promtool
+/// refuse such a page, and the Pushgateway such a push.
+pub fn families_collide(name: &str, kind: MetricType, other: &str, other_kind: MetricType) -> bool {
+    fn claims(base: &str, kind: MetricType, name: &str) -> bool {
+        let Some(suffix) = name.strip_prefix(base) else {
+            return false;
+        };
+        match kind {
+            MetricType::Histogram => matches!(suffix, "_bucket" | "_sum" | "_count"),
+            MetricType::Summary => matches!(suffix, "_sum" | "_count"),
+            _ => false,
+        }
+    }
+    name != other && (claims(name, kind, other) || claims(other, other_kind, name))
+}
+
+/// The names a family `name` of type `kind` may collide with (see
+/// [`families_collide`]), for `visit` to look up; stops at the first for
+/// which `visit` says true and returns it.
+pub fn find_collision(
+    name: &str,
+    kind: MetricType,
+    mut visit: impl FnMut(&str) -> bool,
+) -> Option<String> {
+    for suffix in ["_bucket", "_sum", "_count"] {
+        if let Some(base) = name.strip_suffix(suffix)
+            && visit(base)
+        {
+            return Some(base.to_string());
+        }
+    }
+    let suffixes: &[&str] = match kind {
+        MetricType::Histogram => &["_bucket", "_sum", "_count"],
+        MetricType::Summary => &["_sum", "_count"],
+        _ => &[],
+    };
+    let mut other = String::with_capacity(name.len() + 7);
+    for suffix in suffixes {
+        other.clear();
+        other.push_str(name);
+        other.push_str(suffix);
+        if visit(&other) {
+            return Some(other);
+        }
+    }
+    None
+}
+
+/// Whether the cache holds a family that a new family `name` of type
+/// `kind` would collide with.
+pub fn collides_in_cache(cache: &Cache, name: &str, kind: MetricType) -> bool {
+    find_collision(name, kind, |other| {
+        cache
+            .family_type(other)
+            .is_some_and(|k| families_collide(name, kind, other, k))
+    })
+    .is_some()
 }
 
 fn find_family<'a>(

@@ -16,6 +16,7 @@
 //! * [`value`]: numbers of the format, read and written as Go does.
 //! * [`ingest`]: what parsed lines mean for the cache (families, keys).
 //! * [`push`]: the Pushgateway-compatible HTTP push API (groups).
+//! * [`push_check`]: a push body checked by the Pushgateway's rules.
 //! * [`push_path`]: grouping keys and labels from push paths and queries.
 //! * [`protobuf`]: the delimited `MetricFamily` decoder for pushes.
 //! * [`cache`]: the byte-budgeted TTL cache.
@@ -37,6 +38,7 @@ pub mod limits;
 pub mod listen;
 pub mod protobuf;
 pub mod push;
+pub mod push_check;
 pub mod push_path;
 pub mod render;
 pub mod self_metrics;
