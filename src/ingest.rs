@@ -59,7 +59,7 @@ impl fmt::Display for IngestError {
             IngestError::Line(e) => e.fmt(f),
             IngestError::Cache(e) => e.fmt(f),
             IngestError::TypeConflict => f.write_str(
-                "sample does not fit its family's TYPE (e.g. a bare histogram name): send _bucket, _sum and _count samples, or another name",
+                "sample does not fit its family's TYPE (e.g. a bare histogram name), or its family would claim the names of another (foo_count next to a histogram foo): send _bucket, _sum and _count samples, or another name",
             ),
             IngestError::Bound => f.write_str(
                 "histogram buckets need a numeric le label and summary quantiles a numeric quantile label, e.g. le=\"0.5\" or le=\"+Inf\"",
@@ -260,9 +260,9 @@ pub fn resolve_family<'a>(
     if is_reserved(family.name) {
         return Err(IngestError::Reserved);
     }
-    // A new family may not claim the names of one the cache holds, nor
-    // the cache's a name of the new one.
-    if cache.family_type(family.name).is_none()
+    // A new (or newly typed) family may not claim the names of one the
+    // cache holds, nor the cache's a name of the new one.
+    if cache.family_type(family.name) != Some(family.kind)
         && collides_in_cache(cache, family.name, family.kind)
     {
         return Err(IngestError::TypeConflict);
