@@ -231,9 +231,7 @@ impl LineError {
                 "label names starting with __ (such as __name__) are reserved for Prometheus: rename the label"
             }
             LineError::TooManyLabels => "too many labels: the limit is 32 per sample",
-            LineError::Value => {
-                "invalid value: use a number such as 1, -3.5e-7, NaN, +Inf or -Inf (within ±1.8e308)"
-            }
+            LineError::Value => "invalid value: use a number such as 1, -3.5e-7, NaN, +Inf or -Inf",
             LineError::Timestamp => {
                 "timestamps are not accepted: the sample time is the scrape time; drop the timestamp"
             }
@@ -459,7 +457,9 @@ pub fn parse_text(line: &str) -> Result<Line<'_>, LineError> {
     }
     let b = line.as_bytes();
     let mut end = b.len();
-    if end > 0 && b[end - 1] == b'\r' {
+    // Carriage returns of CRLF line ends, however many: a HELP text ending
+    // in one would be written back as a line the parser reads otherwise.
+    while end > 0 && b[end - 1] == b'\r' {
         end -= 1;
     }
     let start = skip_blanks(&b[..end], 0);
