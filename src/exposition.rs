@@ -42,15 +42,18 @@ impl MetricType {
         }
     }
 
+    /// The type a `# TYPE` line names, in any case (as the Pushgateway's
+    /// parser reads it).
     pub fn from_name(s: &str) -> Option<MetricType> {
-        Some(match s {
-            "counter" => MetricType::Counter,
-            "gauge" => MetricType::Gauge,
-            "histogram" => MetricType::Histogram,
-            "summary" => MetricType::Summary,
-            "untyped" => MetricType::Untyped,
-            _ => return None,
-        })
+        [
+            MetricType::Counter,
+            MetricType::Gauge,
+            MetricType::Histogram,
+            MetricType::Summary,
+            MetricType::Untyped,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(s))
     }
 
     /// Compact code used inside the cache.
@@ -198,6 +201,9 @@ pub enum LineError {
     /// A label name starting with `__`, which Prometheus keeps for itself
     /// (`__name__` on a pushed sample makes Prometheus reject the page).
     ReservedLabel,
+    /// The label `__name__`: refused as the others, but the Pushgateway
+    /// refuses it while parsing, the others when checking the push.
+    NameLabel,
     TooManyLabels,
     Value,
     Timestamp,
@@ -227,7 +233,7 @@ impl LineError {
                 "invalid escape in label value: only \\\\, \\\" and \\n are allowed"
             }
             LineError::DuplicateLabel => "duplicate label name: give each label once",
-            LineError::ReservedLabel => {
+            LineError::ReservedLabel | LineError::NameLabel => {
                 "label names starting with __ (such as __name__) are reserved for Prometheus: rename the label"
             }
             LineError::TooManyLabels => "too many labels: the limit is 32 per sample",
@@ -252,7 +258,7 @@ impl LineError {
             LineError::NotUtf8 => "utf8",
             LineError::Timestamp => "timestamp",
             LineError::Value => "value",
-            LineError::ReservedLabel => "reserved",
+            LineError::ReservedLabel | LineError::NameLabel => "reserved",
             LineError::HelpSyntax
             | LineError::HelpEscape
             | LineError::TypeSyntax
@@ -490,22 +496,31 @@ fn parse_comment(i: &str) -> Result<Line<'_>, LineError> {
     let n = span(i.as_bytes(), |b| !is_blank_byte(b));
     let (rest, keyword) = (&i[n..], &i[..n]);
     match keyword {
+        // As the Pushgateway's parser: a HELP or TYPE line that ends
+        // before its text or type (or even its name) is a comment.
+        "HELP" | "TYPE" if trim_end_blanks(rest).is_empty() => Ok(Line::Ignored),
         "HELP" => {
             let (text, name) = metric_name(blanks(rest)).map_err(|_| LineError::HelpSyntax)?;
             if !(text.is_empty() || text.starts_with(is_blank)) {
                 return Err(LineError::HelpSyntax);
             }
             let text = blanks(text);
+            if text.is_empty() {
+                return Ok(Line::Ignored);
+            }
             check_help_escapes(text)?;
             Ok(Line::Help { name, text })
         }
         "TYPE" => {
             let (rest, name) = metric_name(blanks(rest)).map_err(|_| LineError::TypeSyntax)?;
+            let word = trim_end_blanks(blanks(rest));
+            if word.is_empty() {
+                return Ok(Line::Ignored);
+            }
             if !rest.starts_with(is_blank) {
                 return Err(LineError::TypeSyntax);
             }
-            let kind = MetricType::from_name(trim_end_blanks(blanks(rest)))
-                .ok_or(LineError::UnknownType)?;
+            let kind = MetricType::from_name(word).ok_or(LineError::UnknownType)?;
             Ok(Line::Type { name, kind })
         }
         "TTL" => Ok(Line::Ttl(trim_end_blanks(blanks(rest)))),
@@ -692,7 +707,11 @@ fn label_at(b: &[u8], at: usize) -> Result<([usize; 4], bool), LineError> {
         });
     }
     if b[at] == b'_' && b.get(at + 1) == Some(&b'_') {
-        return Err(LineError::ReservedLabel);
+        return Err(if &b[at..name_end] == b"__name__" {
+            LineError::NameLabel
+        } else {
+            LineError::ReservedLabel
+        });
     }
     let (value_start, compact) = if b.get(name_end..name_end + 2) == Some(b"=\"") {
         (name_end + 2, true)
@@ -826,13 +845,28 @@ mod tests {
             }) => {}
             other => panic!("{other:?}"),
         }
-        match parse_line(b"# HELP x") {
-            Ok(Line::Help {
-                name: "x",
-                text: "",
-            }) => {}
-            other => panic!("{other:?}"),
+        // As the Pushgateway reads them: a HELP or TYPE line without its
+        // text is a comment, and type names are read in any case.
+        for line in [
+            "# HELP x",
+            "# HELP x   ",
+            "# HELP",
+            "# TYPE",
+            "# TYPE x",
+            "# TYPE x  ",
+        ] {
+            assert!(
+                matches!(parse_line(line.as_bytes()), Ok(Line::Ignored)),
+                "{line}"
+            );
         }
+        assert!(matches!(
+            parse_line(b"# TYPE x GAUGE"),
+            Ok(Line::Type {
+                kind: MetricType::Gauge,
+                ..
+            })
+        ));
         for (line, kind) in [
             ("# TYPE x counter", MetricType::Counter),
             ("#TYPE x gauge", MetricType::Gauge),
@@ -878,7 +912,7 @@ mod tests {
             (b"x{a=\"b} 1", LineError::LabelValue),
             (b"x{a=\"\\t\"} 1", LineError::Escape),
             (b"x{a=\"1\",a=\"2\"} 1", LineError::DuplicateLabel),
-            (b"x{__name__=\"y\"} 1", LineError::ReservedLabel),
+            (b"x{__name__=\"y\"} 1", LineError::NameLabel),
             (b"x{a=\"1\", __x=\"2\"} 1", LineError::ReservedLabel),
             (b"x 1e309", LineError::Value),
             (b"x -1e309", LineError::Value),
@@ -892,10 +926,9 @@ mod tests {
             (b"x 1 1700000000000", LineError::Timestamp),
             (b"x 1 -5", LineError::Timestamp),
             (b"x 1 two", LineError::Trailing),
-            (b"# HELP", LineError::HelpSyntax),
             (b"# HELP 9x text", LineError::HelpSyntax),
             (b"# HELP x bad \\t escape", LineError::HelpEscape),
-            (b"# TYPE x", LineError::TypeSyntax),
+            (b"# TYPE x-y gauge", LineError::TypeSyntax),
             (b"# TYPE x countr", LineError::UnknownType),
         ];
         for (line, want) in cases {

@@ -22,7 +22,7 @@ use std::fmt;
 
 use crate::cache::{Cache, CacheError, Family, Write};
 use crate::exposition::MetricType;
-use crate::exposition::{self, Label};
+use crate::exposition::{self, Label, LineError};
 use crate::ingest::{self, IngestError};
 use crate::protobuf::{self, ProtoError};
 pub use crate::push_check::Scratch;
@@ -124,6 +124,23 @@ impl PushError {
         match self {
             PushError::Method(allow) => Some(allow),
             _ => None,
+        }
+    }
+
+    /// Whether the body parsed and failed the Pushgateway's consistency
+    /// checks (where the Pushgateway records the failure even in a new
+    /// group), rather than failing to parse.
+    pub fn is_validation(&self) -> bool {
+        match self {
+            PushError::Line { error, .. } => matches!(
+                error,
+                IngestError::Line(LineError::Timestamp | LineError::ReservedLabel)
+            ),
+            PushError::TypeConflict { .. }
+            | PushError::NameCollision { .. }
+            | PushError::Duplicate { .. } => true,
+            PushError::Proto(e) => *e == ProtoError::MissingValue,
+            _ => false,
         }
     }
 
@@ -391,10 +408,24 @@ fn group_request(
         outcome.map(|()| 200)
     })();
     s.path = path_buf;
-    if result.is_err() {
+    if let Err(e) = &result {
+        // The Pushgateway records a body that parsed but failed its checks
+        // in the group even when the group is new: it then shows up with
+        // `push_time_seconds` 0 and the failure time.
+        if e.is_validation()
+            && method_pushes(req.method)
+            && cache.group_find(&s.group).is_none()
+            && let Ok(gid) = cache.group_open(&s.group, now, req.ttl_ms)
+        {
+            cache.group_close(gid, now, req.ttl_ms, 0.0);
+        }
         cache.group_failed(&s.group, unix_now);
     }
     result
+}
+
+fn method_pushes(method: PushMethod) -> bool {
+    matches!(method, PushMethod::Put | PushMethod::Post)
 }
 
 /// Checks the whole body, then applies it.
@@ -953,6 +984,35 @@ mod tests {
             got.sort_unstable();
             want.sort_unstable();
             assert_eq!(got, want, "{body}");
+            c.check_invariants();
+        }
+    }
+
+    /// As the Pushgateway: a body that parses but fails the checks is
+    /// recorded in its group even when the group is new; one that does
+    /// not parse is not.
+    #[test]
+    fn a_failed_check_records_the_failure_in_a_new_group() {
+        for (body, recorded) in [
+            ("x 1 123\n", true),
+            ("x 1\nx 2\n", true),
+            ("x{__a=\"1\"} 1\n", true),
+            ("x{__name__=\"1\"} 1\n", false),
+            ("x one\n", false),
+            ("# TYPE x gauge\n# TYPE x gauge\n", false),
+        ] {
+            let mut c = Cache::new(16 * 1024);
+            call(&mut c, PushMethod::Put, "/metrics/job/j", body).unwrap_err();
+            let p = page(&c);
+            assert_eq!(
+                p.contains("push_time_seconds{instance=\"\",job=\"j\"} 0\n")
+                    && p.contains(
+                        "push_failure_time_seconds{instance=\"\",job=\"j\"} 1700000000.5\n"
+                    ),
+                recorded,
+                "{body}: {p}"
+            );
+            assert_eq!(c.group_count(), usize::from(recorded), "{body}");
             c.check_invariants();
         }
     }

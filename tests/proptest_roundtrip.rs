@@ -566,6 +566,13 @@ impl Run {
                     self.ttl,
                     self.now as f64,
                 );
+                if let Err(e) = &r
+                    && e.is_validation()
+                    && self.groups.get(job).is_none_or(|&d| d <= self.now)
+                {
+                    // Recorded in a new group, as the Pushgateway does.
+                    self.groups.insert(*job, self.now + self.ttl);
+                }
                 if r.is_ok() {
                     if *put {
                         self.series.retain(|_, (_, o)| *o != Owner::Group(*job));
