@@ -9,9 +9,11 @@
 //! are supported; native histogram fields and exemplars are skipped. A
 //! timestamp is carried over so the text rules reject it as for text.
 //!
-//! Memory: none of its own; the output buffer is the caller's, and its
-//! growth is bounded by `limit`.
+//! Memory: an index of the body's family names (a pointer pair and a
+//! number per family, freed after the body); the output buffer is the
+//! caller's, and its growth is bounded by `limit`.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::limits::MAX_LABELS;
@@ -56,8 +58,12 @@ pub enum ProtoError {
     Utf8,
     TooManyLabels,
     TooLarge,
-    /// A metric or label name the text format cannot carry.
+    /// A metric name the text format cannot carry.
     Name,
+    /// A label name the text format cannot carry.
+    LabelName,
+    /// Field number 0, which no message has.
+    FieldZero,
     /// A metric without the value of its family's type (a counter family's
     /// metric with no `counter` field): the Pushgateway refuses it.
     MissingValue,
@@ -78,7 +84,13 @@ impl fmt::Display for ProtoError {
             }
             ProtoError::TooManyLabels => "too many labels: the limit is 32 per sample",
             ProtoError::Name => {
-                "invalid metric or label name in the protobuf body: use [a-zA-Z_:][a-zA-Z0-9_:]* and [a-zA-Z_][a-zA-Z0-9_]*"
+                "invalid metric name in the protobuf body: use [a-zA-Z_:][a-zA-Z0-9_:]*"
+            }
+            ProtoError::LabelName => {
+                "invalid label name in the protobuf body: use [a-zA-Z_][a-zA-Z0-9_]*"
+            }
+            ProtoError::FieldZero => {
+                "invalid protobuf body: field number 0: send io.prometheus.client.MetricFamily messages"
             }
             ProtoError::MissingValue => {
                 "a metric lacks the value field of its family's type (e.g. a gauge value in a COUNTER family; an absent type means COUNTER): set the family's type or the metric's value"
@@ -152,6 +164,9 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         let tag = self.varint()?;
+        if tag >> 3 == 0 {
+            return Err(ProtoError::FieldZero);
+        }
         let value = match tag & 7 {
             0 => Value::Varint(self.varint()?),
             1 => {
@@ -199,11 +214,27 @@ const GAUGE_HISTOGRAM: u64 = 5;
 /// # Errors
 /// [`ProtoError`] for a malformed body or output over `limit`.
 pub fn to_text(body: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), ProtoError> {
+    // A family named again replaces the one before, as in the Pushgateway
+    // (which keeps the families of a push by name): only the last of each
+    // name is written. The names are read first, in a pass that copies
+    // nothing.
+    let mut last_of: HashMap<&[u8], usize> = HashMap::new();
     let mut stream = Reader::new(body);
+    let mut index = 0;
+    while stream.pos < body.len() {
+        let len = usize::try_from(stream.varint()?).map_err(|_| ProtoError::Truncated)?;
+        last_of.insert(family_name(stream.take(len)?)?, index);
+        index += 1;
+    }
+    let mut stream = Reader::new(body);
+    let mut index = 0;
     while stream.pos < body.len() {
         let len = usize::try_from(stream.varint()?).map_err(|_| ProtoError::Truncated)?;
         let family = stream.take(len)?;
-        write_family(family, out, limit)?;
+        if last_of.get(family_name(family)?) == Some(&index) {
+            write_family(family, out, limit)?;
+        }
+        index += 1;
         if out.len() > limit {
             return Err(ProtoError::TooLarge);
         }
@@ -211,18 +242,37 @@ pub fn to_text(body: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Proto
     Ok(())
 }
 
+/// The `name` field of a `MetricFamily` message (empty if absent).
+fn family_name(msg: &[u8]) -> Result<&[u8], ProtoError> {
+    let mut name: &[u8] = &[];
+    let mut r = Reader::new(msg);
+    while let Some((field, v)) = r.field()? {
+        if let (1, Value::Bytes(b)) = (field, v) {
+            name = b;
+        }
+    }
+    Ok(name)
+}
+
 fn write_family(msg: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), ProtoError> {
     // An absent type field is the enum's default, COUNTER (proto2 and
     // proto3 alike): the Go client omits it for counters.
     let (mut name, mut help, mut kind) = ("", "", COUNTER);
     let mut r = Reader::new(msg);
+    // A field of another wire type than its own is skipped, as the
+    // Pushgateway's decoder skips it.
     while let Some((field, v)) = r.field()? {
-        match field {
-            1 => name = utf8(bytes_of(v))?,
-            2 => help = utf8(bytes_of(v))?,
-            3 => kind = v.u64(),
+        match (field, v) {
+            (1, Value::Bytes(b)) => name = utf8(b)?,
+            (2, Value::Bytes(b)) => help = utf8(b)?,
+            (3, Value::Varint(k)) => kind = k,
             _ => {}
         }
+    }
+    // A family without a name has no place on the page: the Pushgateway
+    // drops it (an empty message is one).
+    if name.is_empty() {
+        return Ok(());
     }
     if !crate::exposition::is_metric_name(name) {
         return Err(ProtoError::Name);
@@ -256,8 +306,8 @@ fn write_family(msg: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Proto
     out.push(b'\n');
     let mut r = Reader::new(msg);
     while let Some((field, v)) = r.field()? {
-        if field == 4 {
-            write_metric(name, kind, bytes_of(v), out, limit)?;
+        if let (4, Value::Bytes(metric)) = (field, v) {
+            write_metric(name, kind, metric, out, limit)?;
         }
     }
     Ok(())
@@ -293,20 +343,21 @@ fn write_metric(
         _ => 5,
     };
     let mut r = Reader::new(msg);
+    // Fields of another wire type than their own are skipped, as above.
     while let Some((field, v)) = r.field()? {
-        match field {
-            1 => {
+        match (field, v) {
+            (1, Value::Bytes(pair)) => {
                 let (mut ln, mut lv) = ("", "");
-                let mut pair = Reader::new(bytes_of(v));
+                let mut pair = Reader::new(pair);
                 while let Some((f, v)) = pair.field()? {
-                    match f {
-                        1 => ln = utf8(bytes_of(v))?,
-                        2 => lv = utf8(bytes_of(v))?,
+                    match (f, v) {
+                        (1, Value::Bytes(b)) => ln = utf8(b)?,
+                        (2, Value::Bytes(b)) => lv = utf8(b)?,
                         _ => {}
                     }
                 }
                 if !crate::exposition::is_label_name(ln) {
-                    return Err(ProtoError::Name);
+                    return Err(ProtoError::LabelName);
                 }
                 if m.label_count == MAX_LABELS {
                     return Err(ProtoError::TooManyLabels);
@@ -314,8 +365,8 @@ fn write_metric(
                 m.labels[m.label_count] = (ln, lv);
                 m.label_count += 1;
             }
-            6 => m.timestamp_ms = Some(v.u64() as i64),
-            f if f == value_field => m.value = Some(bytes_of(v)),
+            (6, Value::Varint(ts)) => m.timestamp_ms = Some(ts as i64),
+            (f, Value::Bytes(b)) if f == value_field => m.value = Some(b),
             _ => {}
         }
     }
@@ -730,6 +781,36 @@ mod tests {
                 Err(ProtoError::MissingValue)
             );
         }
+    }
+
+    /// As the Pushgateway decodes a body: a family named again replaces
+    /// the one before; a family without a name is dropped; a field of the
+    /// wrong wire type is skipped; field number 0 is an error.
+    #[test]
+    fn bodies_read_as_the_pushgateway_reads_them() {
+        let body = delimited(&[
+            family("g", Some(GAUGE), &[metric(2, 1.0)]),
+            family("c", None, &[metric(3, 2.0)]),
+            family("g", Some(COUNTER), &[metric(3, 3.0)]),
+            Vec::new(),
+            family("", Some(GAUGE), &[metric(2, 4.0)]),
+        ]);
+        assert_eq!(
+            text(&body),
+            "# TYPE c counter\nc 2\n# TYPE g counter\ng 3\n"
+        );
+        let mut f = family("w", Some(GAUGE), &[metric(2, 5.0)]);
+        varint_field(&mut f, 1, 7); // a name as a varint
+        varint_field(&mut f, 4, 7); // a metric as a varint
+        bytes_field(&mut f, 3, b"x"); // a type as bytes
+        assert_eq!(text(&delimited(&[f])), "# TYPE w gauge\nw 5\n");
+        let mut out = Vec::new();
+        let mut zero = family("z", Some(GAUGE), &[metric(2, 1.0)]);
+        varint_field(&mut zero, 0, 1);
+        assert_eq!(
+            to_text(&delimited(&[zero]), &mut out, 1 << 20),
+            Err(ProtoError::FieldZero)
+        );
     }
 
     #[test]

@@ -129,9 +129,11 @@ impl PushError {
 
     /// Whether the body parsed and failed the Pushgateway's consistency
     /// checks (where the Pushgateway records the failure even in a new
-    /// group), rather than failing to parse.
-    pub fn is_validation(&self) -> bool {
+    /// group), rather than failing to parse. A protobuf body that decoded
+    /// has parsed: what its text then fails is a check.
+    pub fn is_validation(&self, protobuf: bool) -> bool {
         match self {
+            PushError::Line { .. } if protobuf => true,
             PushError::Line { error, .. } => matches!(
                 error,
                 IngestError::Line(LineError::Timestamp | LineError::ReservedLabel)
@@ -139,7 +141,10 @@ impl PushError {
             PushError::TypeConflict { .. }
             | PushError::NameCollision { .. }
             | PushError::Duplicate { .. } => true,
-            PushError::Proto(e) => *e == ProtoError::MissingValue,
+            PushError::Proto(e) => matches!(
+                e,
+                ProtoError::MissingValue | ProtoError::LabelName | ProtoError::Utf8
+            ),
             _ => false,
         }
     }
@@ -412,7 +417,7 @@ fn group_request(
         // The Pushgateway records a body that parsed but failed its checks
         // in the group even when the group is new: it then shows up with
         // `push_time_seconds` 0 and the failure time.
-        if e.is_validation()
+        if e.is_validation(req.protobuf)
             && method_pushes(req.method)
             && cache.group_find(&s.group).is_none()
             && let Ok(gid) = cache.group_open(&s.group, now, req.ttl_ms)

@@ -567,7 +567,7 @@ impl Run {
                     self.now as f64,
                 );
                 if let Err(e) = &r
-                    && e.is_validation()
+                    && e.is_validation(false)
                     && self.groups.get(job).is_none_or(|&d| d <= self.now)
                 {
                     // Recorded in a new group, as the Pushgateway does.
