@@ -1022,6 +1022,56 @@ mod tests {
         }
     }
 
+    /// The Pushgateway serves a family's HELP from its push: a push without
+    /// one leaves none; but among groups, the first group's stands.
+    #[test]
+    fn help_comes_with_the_push_and_other_groups_keep_theirs() {
+        let help_of = |c: &Cache| {
+            page(c)
+                .lines()
+                .find(|l| l.starts_with("# HELP foo "))
+                .map(str::to_string)
+        };
+        let mut c = Cache::new(16 * 1024);
+        call(
+            &mut c,
+            PushMethod::Put,
+            "/metrics/job/j",
+            "# HELP foo A.\nfoo 1\n",
+        )
+        .unwrap();
+        call(&mut c, PushMethod::Post, "/metrics/job/j", "foo 2\n").unwrap();
+        assert_eq!(help_of(&c), None);
+        call(
+            &mut c,
+            PushMethod::Put,
+            "/metrics/job/j",
+            "# HELP foo A.\nfoo 1\n",
+        )
+        .unwrap();
+        call(
+            &mut c,
+            PushMethod::Put,
+            "/metrics/job/k",
+            "# HELP foo B.\nfoo 2\n",
+        )
+        .unwrap();
+        assert_eq!(help_of(&c).as_deref(), Some("# HELP foo A."));
+        call(&mut c, PushMethod::Put, "/metrics/job/k", "foo 2\n").unwrap();
+        assert_eq!(help_of(&c).as_deref(), Some("# HELP foo A."));
+        let mut c = Cache::new(16 * 1024);
+        call(&mut c, PushMethod::Put, "/metrics/job/j", "foo 1\n").unwrap();
+        call(
+            &mut c,
+            PushMethod::Put,
+            "/metrics/job/k",
+            "# HELP foo A.\nfoo 2\n",
+        )
+        .unwrap();
+        assert_eq!(help_of(&c), None);
+        c.check_invariants();
+    }
+
     #[test]
     fn an_empty_put_keeps_the_group() {
         let mut c = Cache::new(16 * 1024);

@@ -11,7 +11,8 @@
 //!   next to histogram `foo`) are refused, inside the body or against the
 //!   cache.
 //! * A `# HELP` line applies to its family wherever it stands; a second
-//!   one for the same family is refused.
+//!   one for the same family is refused. A family without one has no HELP,
+//!   unless other groups or streams hold it: then it keeps the HELP it has.
 //! * `le` and `quantile` are stored in the Pushgateway's form; each
 //!   histogram gets its `+Inf` bucket (from `_count`), `_sum` and `_count`,
 //!   and each summary its `_sum` and `_count`, at 0 when the body has none,
@@ -263,10 +264,11 @@ fn check_body(
                     if ingest::is_reserved(name) {
                         return Err(fail(IngestError::Reserved));
                     }
+                    let help = help_of(body, &s.helps, name).unwrap_or("");
                     Family {
                         name,
                         kind,
-                        help: help_of(body, &s.helps, name),
+                        help: push_help(cache, group, name, kind, help),
                     }
                 };
                 if s.fams.last().is_none_or(|f| !f.is(&s.fam_text, &family)) {
@@ -431,6 +433,31 @@ fn declared_kind(declared: &[u8], kinds: &[MetricType], name: &str) -> Option<Me
         .split(|&b| b == b'\n')
         .position(|n| bytes::eq(n, name.as_bytes()))
         .and_then(|i| kinds.get(i).copied())
+}
+
+/// The HELP a push gives its family: the body's (none is no HELP), as a
+/// group's push replaces its families whole; but a family other groups or
+/// streams hold keeps the HELP it has, as the Pushgateway serves the first
+/// group's. The walk that tells is made only when the HELP would change.
+fn push_help<'a>(
+    cache: &Cache,
+    group: Option<u32>,
+    name: &str,
+    kind: MetricType,
+    help: &'a str,
+) -> Option<&'a str> {
+    let stated = Family {
+        name,
+        kind,
+        help: Some(help),
+    };
+    if cache.family_id(&stated).is_none()
+        && cache.family_type(name).is_some()
+        && cache.family_held_elsewhere(name, group)
+    {
+        return None;
+    }
+    Some(help)
 }
 
 /// Checks a family new to this push against the cache and the families
