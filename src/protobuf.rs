@@ -221,15 +221,13 @@ pub fn to_text(body: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Proto
     let mut last_of: HashMap<&[u8], usize> = HashMap::new();
     let mut stream = Reader::new(body);
     let mut index = 0;
-    while stream.pos < body.len() {
-        let len = usize::try_from(stream.varint()?).map_err(|_| ProtoError::Truncated)?;
+    while let Some(len) = length_prefix(&mut stream)? {
         last_of.insert(family_name(stream.take(len)?)?, index);
         index += 1;
     }
     let mut stream = Reader::new(body);
     let mut index = 0;
-    while stream.pos < body.len() {
-        let len = usize::try_from(stream.varint()?).map_err(|_| ProtoError::Truncated)?;
+    while let Some(len) = length_prefix(&mut stream)? {
         let family = stream.take(len)?;
         if last_of.get(family_name(family)?) == Some(&index) {
             write_family(family, out, limit)?;
@@ -240,6 +238,22 @@ pub fn to_text(body: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Proto
         }
     }
     Ok(())
+}
+
+/// The length of the next message; `None` at the end of the body, or when
+/// the body ends inside the length itself, which the Pushgateway takes for
+/// the end too (a message cut short is an error).
+fn length_prefix(stream: &mut Reader) -> Result<Option<usize>, ProtoError> {
+    if stream.pos == stream.buf.len() {
+        return Ok(None);
+    }
+    match stream.varint() {
+        Ok(len) => usize::try_from(len)
+            .map(Some)
+            .map_err(|_| ProtoError::Truncated),
+        Err(ProtoError::Truncated) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The `name` field of a `MetricFamily` message (empty if absent).
@@ -804,6 +818,10 @@ mod tests {
         varint_field(&mut f, 4, 7); // a metric as a varint
         bytes_field(&mut f, 3, b"x"); // a type as bytes
         assert_eq!(text(&delimited(&[f])), "# TYPE w gauge\nw 5\n");
+        // A body that ends inside a length prefix ends there.
+        let mut cut = delimited(&[family("w", Some(GAUGE), &[metric(2, 5.0)])]);
+        cut.push(0x80);
+        assert_eq!(text(&cut), "# TYPE w gauge\nw 5\n");
         let mut out = Vec::new();
         let mut zero = family("z", Some(GAUGE), &[metric(2, 1.0)]);
         varint_field(&mut zero, 0, 1);

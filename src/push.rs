@@ -149,6 +149,23 @@ impl PushError {
         }
     }
 
+    /// Whether the Pushgateway refuses such a body while parsing it, when
+    /// it records no failure in the group at all.
+    pub fn is_parse_error(&self, protobuf: bool) -> bool {
+        match self {
+            PushError::Line { error, .. } => {
+                !protobuf
+                    && !self.is_validation(protobuf)
+                    && matches!(error, IngestError::Line(_) | IngestError::Bound)
+            }
+            PushError::DuplicateType { .. }
+            | PushError::TypeAfterSamples { .. }
+            | PushError::DuplicateHelp { .. } => true,
+            PushError::Proto(_) => !self.is_validation(protobuf),
+            _ => false,
+        }
+    }
+
     /// A short stable name, for logs and the rejected-pushes counter.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -413,10 +430,13 @@ fn group_request(
         outcome.map(|()| 200)
     })();
     s.path = path_buf;
-    if let Err(e) = &result {
+    if let Err(e) = &result
+        && !e.is_parse_error(req.protobuf)
+    {
         // The Pushgateway records a body that parsed but failed its checks
         // in the group even when the group is new: it then shows up with
-        // `push_time_seconds` 0 and the failure time.
+        // `push_time_seconds` 0 and the failure time. A body that does not
+        // parse it records nowhere.
         if e.is_validation(req.protobuf)
             && method_pushes(req.method)
             && cache.group_find(&s.group).is_none()
@@ -839,23 +859,36 @@ mod tests {
     #[test]
     fn families_that_claim_each_others_names_are_refused() {
         let hist = "# TYPE foo histogram\nfoo_bucket{le=\"1\"} 1\nfoo_count 1\nfoo_sum 1\n";
-        for (body, with) in [
-            (
-                format!("{hist}# TYPE foo_count gauge\nfoo_count 1\n"),
-                Conflict::Body,
-            ),
-            (format!("foo_sum 1\n{hist}"), Conflict::Body),
-            (
-                "# TYPE s summary\ns_sum 1\n# TYPE s_count counter\ns_count 1\n".into(),
-                Conflict::Body,
-            ),
+        for body in [
+            format!("foo_sum 1\n{hist}"),
+            format!("# TYPE foo_count gauge\nfoo_count{{x=\"1\"}} 1\n{hist}"),
+            "s_count 1\n# TYPE s summary\ns_sum 1\n".into(),
         ] {
             let mut c = Cache::new(16 * 1024);
             let e = call(&mut c, PushMethod::Put, "/metrics/job/a", &body).unwrap_err();
             assert!(
-                matches!(e, PushError::NameCollision { with: w, .. } if w == with),
+                matches!(
+                    e,
+                    PushError::NameCollision {
+                        with: Conflict::Body,
+                        ..
+                    }
+                ),
                 "{body}: {e}"
             );
+            assert!(!e.is_parse_error(false), "{body}");
+        }
+        // A TYPE for a name a histogram or summary declared before owns is,
+        // to the Pushgateway's parser, a second TYPE of that family.
+        for body in [
+            format!("{hist}# TYPE foo_count gauge\nfoo_count 1\n"),
+            format!("{hist}# TYPE foo_bucket counter\n"),
+            "# TYPE s summary\ns_sum 1\n# TYPE s_count counter\ns_count 1\n".into(),
+        ] {
+            let mut c = Cache::new(16 * 1024);
+            let e = call(&mut c, PushMethod::Put, "/metrics/job/a", &body).unwrap_err();
+            assert!(matches!(e, PushError::DuplicateType { .. }), "{body}: {e}");
+            assert!(e.is_parse_error(false), "{body}");
         }
         // Across groups and streams, in either order.
         let mut c = Cache::new(16 * 1024);
@@ -1009,6 +1042,16 @@ mod tests {
             let mut c = Cache::new(16 * 1024);
             call(&mut c, PushMethod::Put, "/metrics/job/j", body).unwrap_err();
             let p = page(&c);
+            // Nor in a group that exists, for a body that does not parse.
+            let mut old = Cache::new(16 * 1024);
+            call(&mut old, PushMethod::Put, "/metrics/job/j", "ok 1\n").unwrap();
+            call(&mut old, PushMethod::Put, "/metrics/job/j", body).unwrap_err();
+            assert_eq!(
+                page(&old)
+                    .contains("push_failure_time_seconds{instance=\"\",job=\"j\"} 1700000000.5\n"),
+                recorded,
+                "{body}"
+            );
             assert_eq!(
                 p.contains("push_time_seconds{instance=\"\",job=\"j\"} 0\n")
                     && p.contains(

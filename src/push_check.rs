@@ -230,6 +230,13 @@ fn check_body(
                     if listed(&s.families, name) {
                         return Err(PushError::TypeAfterSamples { line: line_no });
                     }
+                    // `# TYPE h_sum gauge` after a histogram `h`: the
+                    // Pushgateway's parser takes it for a second TYPE of `h`.
+                    if method != PushMethod::Patch
+                        && body_family(&s.declared, &s.declared_kinds, name).0 != *name
+                    {
+                        return Err(PushError::DuplicateType { line: line_no });
+                    }
                     s.declared.extend_from_slice(name.as_bytes());
                     s.declared.push(b'\n');
                     s.declared_kinds.push(*kind);

@@ -211,7 +211,7 @@ fn conflicts_are_refused_and_say_where_they_are() {
     let (code, body) = put(
         &gw,
         "/metrics/job/a",
-        &format!("{hist}# TYPE foo_count gauge\nfoo_count{{x=\"1\"}} 1\n"),
+        &format!("# TYPE foo_count gauge\nfoo_count{{x=\"1\"}} 1\n{hist}"),
     );
     assert_eq!(code, 400);
     assert!(body.contains("another family of this push"), "{body}");
