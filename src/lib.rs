@@ -16,7 +16,8 @@
 //! * [`routes`]: what a request means (push, page, index) and its answer.
 //! * [`exposition`]: the text exposition format parser (nom).
 //! * [`value`]: numbers of the format, read and written as Go does.
-//! * [`ingest`]: what parsed lines mean for the cache (families, keys).
+//! * [`ingest`]: what parsed lines mean for the cache (families, types).
+//! * [`key`]: canonical series keys, with a push's grouping labels.
 //! * [`push`]: the Pushgateway-compatible HTTP push API (groups).
 //! * [`push_check`]: a push body checked by the Pushgateway's rules.
 //! * [`push_path`]: grouping keys and labels from push paths and queries.
@@ -37,6 +38,7 @@ pub mod event_loop;
 pub mod exposition;
 pub mod http;
 pub mod ingest;
+pub mod key;
 pub mod limits;
 pub mod listen;
 pub mod protobuf;
