@@ -19,6 +19,7 @@
 //! * [`ingest`]: what parsed lines mean for the cache (families, types).
 //! * [`key`]: canonical series keys, with a push's grouping labels.
 //! * [`push`]: the Pushgateway-compatible HTTP push API (groups).
+//! * [`name_index`]: names of a push body, found by hash.
 //! * [`push_check`]: a push body checked by the Pushgateway's rules.
 //! * [`push_path`]: grouping keys and labels from push paths and queries.
 //! * [`protobuf`]: the delimited `MetricFamily` decoder for pushes.
@@ -41,6 +42,7 @@ pub mod ingest;
 pub mod key;
 pub mod limits;
 pub mod listen;
+pub mod name_index;
 pub mod protobuf;
 pub mod push;
 pub mod push_check;

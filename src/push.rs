@@ -26,7 +26,7 @@ use crate::exposition::{self, Label, LineError};
 use crate::ingest::{self, IngestError};
 use crate::protobuf::{self, ProtoError};
 pub use crate::push_check::Scratch;
-use crate::push_check::{self, Checked, listed_bytes, record_bytes};
+use crate::push_check::{self, Checked, record_bytes};
 use crate::push_path::{
     Span, decode_name, labels_of, parse_path, parse_query, span_str, write_group_key,
 };
@@ -469,7 +469,7 @@ fn push(
     let Checked { needed, group } = push_check::check(cache, s, req, labels, body)?;
     let kept = match (group, method) {
         (Some(g), PushMethod::Post) => {
-            cache.group_retained_bytes(g, |f| listed_bytes(&s.families, f))
+            cache.group_retained_bytes(g, |f| s.families.find(f).is_some())
         }
         (Some(g), PushMethod::Patch) => cache.group_bytes(g),
         _ => 0,
@@ -497,12 +497,12 @@ fn push(
             cache.group_clear(gid, None);
         }
         (_, true) => {
-            for name in s.families.split(|&b| b == b'\n').filter(|n| !n.is_empty()) {
+            for (name, _) in s.families.iter() {
                 cache.group_mark_stale(gid, Some(name));
             }
         }
         (_, false) => {
-            for name in s.families.split(|&b| b == b'\n').filter(|n| !n.is_empty()) {
+            for (name, _) in s.families.iter() {
                 cache.group_clear(gid, Some(name));
             }
         }
@@ -1112,6 +1112,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(help_of(&c), None);
+        c.check_invariants();
+    }
+
+    /// Names are found by hash: a body of many families is checked in time
+    /// linear in its lines (a list made it quadratic), and a repeat among
+    /// them is still found.
+    #[test]
+    fn many_families_in_one_body() {
+        let mut c = Cache::new(4 << 20);
+        let mut body = String::new();
+        for i in 0..10_000 {
+            body.push_str(&format!(
+                "# HELP f{i} F {i}.\n# TYPE f{i} gauge\nf{i} {i}\n"
+            ));
+        }
+        call(&mut c, PushMethod::Put, "/metrics/job/j", &body).unwrap();
+        assert_eq!(c.family_count(), 10_000);
+        for (extra, want) in [
+            ("# TYPE f77 gauge\n", "second TYPE"),
+            ("# HELP f5000 again\n", "second HELP"),
+            ("f9999 1\n", "the same series"),
+        ] {
+            let e = call(
+                &mut c,
+                PushMethod::Put,
+                "/metrics/job/j",
+                &format!("{body}{extra}"),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains(want), "{extra}: {e}");
+        }
         c.check_invariants();
     }
 

@@ -30,6 +30,7 @@ use crate::bytes;
 use crate::cache::{self, Cache, CacheError, Family, HEADER_BYTES, ID_BYTES, Lookup};
 use crate::exposition::{self, Label, Line, MetricType};
 use crate::ingest::{self, Bound, IngestError, StreamContext};
+use crate::name_index::NameIndex;
 use crate::push::{Conflict, MAX_GROUP_LABELS, PushError, PushMethod, Request};
 use crate::push_path::Span;
 
@@ -42,15 +43,12 @@ pub struct Scratch {
     pub(crate) group: Vec<u8>,
     /// A protobuf body converted to text.
     pub(crate) text: Vec<u8>,
-    /// Names of the families the body pushes, one per line.
-    pub(crate) families: Vec<u8>,
-    /// Their types, in the same order.
-    family_kinds: Vec<MetricType>,
-    /// Names the body's TYPE lines declare, one per line, and their types.
-    declared: Vec<u8>,
-    declared_kinds: Vec<MetricType>,
-    /// The body's HELP lines: name and text as byte ranges of the body.
-    helps: Vec<[usize; 4]>,
+    /// The families the body pushes, with their types.
+    pub(crate) families: NameIndex<MetricType>,
+    /// The names the body's TYPE lines declare, with their types.
+    declared: NameIndex<MetricType>,
+    /// The body's HELP lines: each name with its text, a range of the body.
+    helps: NameIndex<(u32, u32)>,
     pub(crate) key: Vec<u8>,
     ctx: StreamContext,
     pub(crate) spans: [Span; MAX_GROUP_LABELS],
@@ -183,9 +181,7 @@ fn check_body(
     let defaults: &[Label] = &[("instance", "")];
     s.ctx = StreamContext::default();
     s.families.clear();
-    s.family_kinds.clear();
     s.declared.clear();
-    s.declared_kinds.clear();
     s.entries.clear();
     s.metrics.clear();
     s.bases.clear();
@@ -224,22 +220,18 @@ fn check_body(
             Ok(Line::Sample(sample)) => sample,
             Ok(other) => {
                 if let Line::Type { name, kind } = other {
-                    if listed(&s.declared, name) {
+                    if s.declared.find(name.as_bytes()).is_some() {
                         return Err(PushError::DuplicateType { line: line_no });
                     }
-                    if listed(&s.families, name) {
+                    if s.families.find(name.as_bytes()).is_some() {
                         return Err(PushError::TypeAfterSamples { line: line_no });
                     }
                     // `# TYPE h_sum gauge` after a histogram `h`: the
                     // Pushgateway's parser takes it for a second TYPE of `h`.
-                    if method != PushMethod::Patch
-                        && body_family(&s.declared, &s.declared_kinds, name).0 != *name
-                    {
+                    if method != PushMethod::Patch && body_family(&s.declared, name).0 != *name {
                         return Err(PushError::DuplicateType { line: line_no });
                     }
-                    s.declared.extend_from_slice(name.as_bytes());
-                    s.declared.push(b'\n');
-                    s.declared_kinds.push(*kind);
+                    s.declared.add(name.as_bytes(), *kind);
                     if ingest::is_reserved(name) {
                         return Err(fail(IngestError::Reserved));
                     }
@@ -267,7 +259,7 @@ fn check_body(
                 let family = if method == PushMethod::Patch {
                     ingest::resolve_family(cache, &s.ctx, sample.name).map_err(fail)?
                 } else {
-                    let (name, kind) = body_family(&s.declared, &s.declared_kinds, sample.name);
+                    let (name, kind) = body_family(&s.declared, sample.name);
                     if ingest::is_reserved(name) {
                         return Err(fail(IngestError::Reserved));
                     }
@@ -279,14 +271,13 @@ fn check_body(
                     }
                 };
                 if s.fams.last().is_none_or(|f| !f.is(&s.fam_text, &family)) {
-                    if !listed(&s.families, family.name) {
+                    if s.families.find(family.name.as_bytes()).is_none() {
                         check_family(cache, s, method, group, &family, line_no)?;
                     }
                     // Only a group that exists can hold series to rewrite.
                     let cached = group.and_then(|_| cache.family_id(&family));
                     needed += add_family(
                         &mut s.families,
-                        &mut s.family_kinds,
                         &mut s.fams,
                         &mut s.fam_text,
                         &family,
@@ -420,26 +411,19 @@ fn add_entry(
 /// lines alone: the declared family of its name, or of the name without
 /// `_bucket`, `_sum` or `_count` when that family's type has such samples,
 /// else an untyped family of its name.
-fn body_family<'a>(declared: &[u8], kinds: &[MetricType], name: &'a str) -> (&'a str, MetricType) {
-    if let Some(kind) = declared_kind(declared, kinds, name) {
+fn body_family<'a>(declared: &NameIndex<MetricType>, name: &'a str) -> (&'a str, MetricType) {
+    if let Some(kind) = declared.get(name.as_bytes()) {
         return (name, kind);
     }
     for suffix in ["_bucket", "_sum", "_count"] {
         if let Some(base) = name.strip_suffix(suffix)
-            && let Some(kind) = declared_kind(declared, kinds, base)
+            && let Some(kind) = declared.get(base.as_bytes())
             && kind.owns(base, name)
         {
             return (base, kind);
         }
     }
     (name, MetricType::Untyped)
-}
-
-fn declared_kind(declared: &[u8], kinds: &[MetricType], name: &str) -> Option<MetricType> {
-    declared
-        .split(|&b| b == b'\n')
-        .position(|n| bytes::eq(n, name.as_bytes()))
-        .and_then(|i| kinds.get(i).copied())
 }
 
 /// The HELP a push gives its family: the body's (none is no HELP), as a
@@ -489,11 +473,8 @@ fn check_family(
     }
     let in_body = |other: &str| {
         s.families
-            .split(|&b| b == b'\n')
-            .zip(&s.family_kinds)
-            .any(|(n, &k)| {
-                bytes::eq(n, other.as_bytes()) && ingest::families_collide(name, kind, other, k)
-            })
+            .get(other.as_bytes())
+            .is_some_and(|k| ingest::families_collide(name, kind, other, k))
     };
     if ingest::find_collision(name, kind, in_body).is_some() {
         return Err(PushError::NameCollision {
@@ -522,7 +503,7 @@ fn check_family(
 /// so that a HELP applies to its family wherever it stands, as in the
 /// Pushgateway; refuses a second HELP for one family. A malformed HELP
 /// line is left to the full pass, which names it.
-fn scan_helps(body: &[u8], helps: &mut Vec<[usize; 4]>) -> Result<(), PushError> {
+fn scan_helps(body: &[u8], helps: &mut NameIndex<(u32, u32)>) -> Result<(), PushError> {
     helps.clear();
     let offset = |part: &[u8]| part.as_ptr() as usize - body.as_ptr() as usize;
     let mut skip_to = 0;
@@ -540,36 +521,34 @@ fn scan_helps(body: &[u8], helps: &mut Vec<[usize; 4]>) -> Result<(), PushError>
             continue;
         };
         let name = name.as_bytes();
-        if helps.iter().any(|h| bytes::eq(&body[h[0]..h[1]], name)) {
+        if helps.find(name).is_some() {
             let line = memchr::memchr_iter(b'\n', &body[..start]).count() as u64 + 1;
             return Err(PushError::DuplicateHelp { line });
         }
-        let (n, t) = (offset(name), offset(text.as_bytes()));
-        helps.push([n, n + name.len(), t, t + text.len()]);
+        // Offsets fit: a body is far below 4 GiB (--max-body-bytes).
+        let t = offset(text.as_bytes());
+        helps.add(name, (t as u32, (t + text.len()) as u32));
     }
     Ok(())
 }
 
 /// The HELP text the body gives family `name`, if any.
-fn help_of<'a>(body: &'a [u8], helps: &[[usize; 4]], name: &str) -> Option<&'a str> {
-    let h = helps
-        .iter()
-        .find(|h| bytes::eq(&body[h[0]..h[1]], name.as_bytes()))?;
-    std::str::from_utf8(&body[h[2]..h[3]]).ok()
+fn help_of<'a>(body: &'a [u8], helps: &NameIndex<(u32, u32)>, name: &str) -> Option<&'a str> {
+    let (start, end) = helps.get(name.as_bytes())?;
+    std::str::from_utf8(&body[start as usize..end as usize]).ok()
 }
 
 /// Records a family the body pushes (a new one, or one with other HELP
 /// text than the family before); returns the bytes it may need.
 fn add_family(
-    families: &mut Vec<u8>,
-    kinds: &mut Vec<MetricType>,
+    families: &mut NameIndex<MetricType>,
     fams: &mut Vec<FamilyEntry>,
     fam_text: &mut Vec<u8>,
     family: &Family,
     cached: Option<u32>,
 ) -> usize {
     let mut needed = 0;
-    if !listed(families, family.name) {
+    if families.find(family.name.as_bytes()).is_none() {
         // Counted even when the family exists: making room may evict its
         // last series and the family with it, and a new HELP text moves it
         // (old and new side by side for a time).
@@ -579,9 +558,7 @@ fn add_family(
         } else {
             size
         };
-        families.extend_from_slice(family.name.as_bytes());
-        families.push(b'\n');
-        kinds.push(family.kind);
+        families.add(family.name.as_bytes(), family.kind);
     }
     fams.push(FamilyEntry::store(fam_text, family, cached));
     needed
@@ -823,12 +800,4 @@ fn adds(kind: MetricType, family: &str, sample: &str) -> bool {
 /// What a record of `key_len` bytes costs in the cache, id included.
 pub(crate) fn record_bytes(key_len: usize) -> usize {
     (HEADER_BYTES + key_len).div_ceil(8) * 8 + ID_BYTES
-}
-
-fn listed(list: &[u8], name: &str) -> bool {
-    listed_bytes(list, name.as_bytes())
-}
-
-pub(crate) fn listed_bytes(list: &[u8], name: &[u8]) -> bool {
-    list.split(|&b| b == b'\n').any(|n| n == name)
 }
