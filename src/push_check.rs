@@ -24,13 +24,11 @@
 //! stops as soon as the push could not fit the cache, which bounds them by
 //! about the cache budget.
 
-use std::collections::HashMap;
-
 use crate::bytes;
 use crate::cache::{self, Cache, CacheError, Family, HEADER_BYTES, ID_BYTES, Lookup};
 use crate::exposition::{self, Label, Line, MetricType};
 use crate::ingest::{self, Bound, IngestError, StreamContext};
-use crate::name_index::NameIndex;
+use crate::name_index::{HashKeyed, NameIndex};
 use crate::push::{Conflict, MAX_GROUP_LABELS, PushError, PushMethod, Request};
 use crate::push_path::Span;
 
@@ -66,8 +64,8 @@ pub struct Scratch {
     metrics: Vec<Metric>,
     bases: Vec<u8>,
     /// Hash of a base key to its metric; of an entry's key to the entry.
-    metric_index: HashMap<u32, u32>,
-    entry_index: HashMap<u32, u32>,
+    metric_index: HashKeyed<u32>,
+    entry_index: HashKeyed<u32>,
 }
 
 /// One checked sample, ready to apply.
