@@ -116,6 +116,13 @@ fn a_push_drain_header_drains_only_that_group() {
     let page = gw.scrape();
     assert!(!page.contains("d{instance"), "{page}");
     assert!(page.contains("k{instance=\"\",job=\"kept\"} 1"), "{page}");
+    // The drained group goes with its last series: no push times are left
+    // for a group that holds nothing (the kept group keeps its own).
+    assert!(!page.contains("job=\"drained\""), "{page}");
+    assert!(
+        page.contains("push_time_seconds{instance=\"\",job=\"kept\"}"),
+        "{page}"
+    );
 }
 
 /// Requests the page and drops the connection after a few bytes, with
