@@ -13,8 +13,9 @@
 //! Also here: `make help` and `make unit`, the other first commands.
 //!
 //! Tools: make, sh, socat, curl, nc, go with Debian's client_golang, and a
-//! Python with prometheus_client (`$PYTHON`, else `python3`), as
-//! tests/e2e/install.sh installs them. A missing tool fails the test.
+//! Python with prometheus_client (`$PYTHON`, else the virtual environment
+//! tests/e2e/install.sh makes under the build directory, else `python3`),
+//! as tests/e2e/install.sh installs them. A missing tool fails the test.
 
 mod common;
 
@@ -82,6 +83,24 @@ fn examples(readme: &str) -> Vec<Example> {
         }
     }
     out
+}
+
+/// The Python that runs README's `python` blocks: `$PYTHON`, else the
+/// client virtual environment under the build directory (install.sh makes
+/// it from the system Python), else `python3` on PATH.
+fn readme_python() -> String {
+    if let Some(p) = std::env::var_os("PYTHON").filter(|p| !p.is_empty()) {
+        return p.to_string_lossy().into_owned();
+    }
+    let build = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => repo().join(d),
+        _ => repo().join("target"),
+    };
+    let venv = build.join("e2e-venv/bin/python");
+    if venv.is_file() {
+        return venv.display().to_string();
+    }
+    "python3".into()
 }
 
 fn repo() -> PathBuf {
@@ -263,7 +282,7 @@ fn every_runnable_readme_example_works_after_make_run() {
     for tool in ["sh", "socat", "curl", "nc", "go"] {
         require_tool(tool);
     }
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = readme_python();
     let probe = Command::new(&python)
         .args(["-c", "import prometheus_client"])
         .output();
