@@ -9,7 +9,9 @@
 //!   listener, with start-up errors that say what to do.
 //! * [`systemd`]: socket activation and readiness notification.
 //! * [`event_loop`]: the one `mio::Poll`, its tokens and the dispatch.
-//! * [`slab`]: connections keyed by token, in fixed capacity.
+//! * [`slab`]: connections keyed by token, in fixed capacity, on lists
+//!   ordered by last activity.
+//! * [`sockopt`]: the one socket option std lacks (`SO_SNDBUF`).
 //! * [`conn`]: per-connection state machines (stream pushes, HTTP).
 //! * [`http`]: HTTP/1.x request framing and response heads (httparse).
 //! * [`exposition`]: the text exposition format parser (nom).
@@ -38,5 +40,6 @@ pub mod push;
 pub mod render;
 pub mod self_metrics;
 pub mod slab;
+pub mod sockopt;
 pub mod systemd;
 pub mod warn_limit;

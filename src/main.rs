@@ -59,12 +59,13 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         (Some(_), Some(g)) => format!("mode {:04o}, group {g}", config.socket_mode),
     };
     log::info!(
-        "push-gateway {} started: pushes on {push_path} ({access}), scrapes on http://{}/metrics; cache {} bytes, ttl {:?}, max {} connections, max body {} bytes, self-metrics {}",
+        "push-gateway {} started: pushes on {push_path} ({access}), scrapes on http://{}/metrics; cache {} bytes, ttl {:?}, max {} push and {} scrape connections, max body {} bytes, self-metrics {}",
         env!("CARGO_PKG_VERSION"),
         scrape.local_addr()?,
         config.cache_bytes,
         config.ttl,
-        config.max_connections,
+        config.max_push_connections,
+        config.max_scrape_connections,
         config.max_body_bytes,
         if config.self_metrics { "on" } else { "off" },
     );
