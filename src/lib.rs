@@ -5,6 +5,7 @@
 //! # Layout
 //! * [`config`]: flags and environment to a checked [`config::Config`].
 //! * [`limits`]: every fixed bound, with its unit and overflow action.
+//! * [`auth`]: the scrape credential (`--scrape-auth-file`) and its check.
 //! * [`listen`]: creating the push socket (mode, stale files) and the TCP
 //!   listener, with start-up errors that say what to do.
 //! * [`systemd`]: socket activation and readiness notification.
@@ -14,6 +15,7 @@
 //! * [`sockopt`]: the one socket option std lacks (`SO_SNDBUF`).
 //! * [`conn`]: per-connection state machines (stream pushes, HTTP).
 //! * [`http`]: HTTP/1.x request framing and response heads (httparse).
+//! * [`routes`]: what a request means (push, page, index) and its answer.
 //! * [`exposition`]: the text exposition format parser (nom).
 //! * [`ingest`]: what parsed lines mean for the cache (families, keys).
 //! * [`push`]: the Pushgateway-compatible HTTP push API (groups).
@@ -25,6 +27,7 @@
 //! * [`bytes`]: word-at-a-time byte string comparisons for the hot paths.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod bytes;
 pub mod cache;
 pub mod config;
@@ -38,6 +41,7 @@ pub mod listen;
 pub mod protobuf;
 pub mod push;
 pub mod render;
+pub mod routes;
 pub mod self_metrics;
 pub mod slab;
 pub mod sockopt;
