@@ -89,12 +89,12 @@ pub struct Args {
     #[arg(long, env = "PUSH_GATEWAY_SOCKET_MODE", default_value = "0660", value_parser = parse_mode)]
     pub socket_mode: u32,
 
-    /// Connections on the push socket at once [default: 64]; when all are
+    /// Connections on the push socket at once (default 64); when all are
     /// open, the one idle longest is closed to admit a new one
     #[arg(long, env = "PUSH_GATEWAY_MAX_PUSH_CONNECTIONS", value_parser = parse_max_connections)]
     pub max_push_connections: Option<usize>,
 
-    /// Connections on the TCP port at once [default: 16]; when all are
+    /// Connections on the TCP port at once (default 16); when all are
     /// open, the one idle longest is closed to admit a new one
     #[arg(long, env = "PUSH_GATEWAY_MAX_SCRAPE_CONNECTIONS", value_parser = parse_max_connections)]
     pub max_scrape_connections: Option<usize>,
