@@ -428,30 +428,27 @@ impl Conn {
     /// the connection. Returns whether this is a timeout to count (rather
     /// than the normal end of a lingering close).
     pub fn time_out(&mut self) -> bool {
+        let secs = |d: std::time::Duration| d.as_secs();
         let why = match &self.state {
             _ if !self.out.is_empty() => return true,
             State::Http(h) if h.lingering => return false,
-            State::Http(h) if h.pending.is_some() => {
-                "request timeout: send the whole body within 30 s of the request head\n"
-            }
-            State::Http(h) if h.request_started.is_some() => {
-                "request timeout: send the whole request head within 10 s\n"
-            }
-            State::Stream(s) if !s.carry.is_empty() || s.discarding => {
-                let mut msg = [0u8; 128];
-                let mut cursor = io::Cursor::new(&mut msg[..]);
-                let _ = writeln!(
-                    cursor,
-                    "error: line {}: no newline within 10 s of the last byte; connection closed",
-                    s.line_no + 1
-                );
-                let len = cursor.position() as usize;
-                let _ = self.socket.write(&msg[..len]);
-                return true;
-            }
-            State::Detect { have, .. } if *have > 0 => {
-                "error: the first line was not complete within 10 s; connection closed\n"
-            }
+            State::Http(h) if h.pending.is_some() => format!(
+                "request timeout: send the whole body within {} s of the request head\n",
+                secs(BODY_TIMEOUT)
+            ),
+            State::Http(h) if h.request_started.is_some() => format!(
+                "request timeout: send the whole request head within {} s\n",
+                secs(REQUEST_TIMEOUT)
+            ),
+            State::Stream(s) if !s.carry.is_empty() || s.discarding => format!(
+                "error: line {}: no newline within {} s of the last byte; connection closed\n",
+                s.line_no + 1,
+                secs(PARTIAL_LINE_TIMEOUT)
+            ),
+            State::Detect { have, .. } if *have > 0 => format!(
+                "error: the first line was not complete within {} s; connection closed\n",
+                secs(REQUEST_TIMEOUT)
+            ),
             _ => return true,
         };
         if let State::Http(_) = self.state {
