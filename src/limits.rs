@@ -200,8 +200,10 @@ pub const RENDER_RESERVE_MAX_BYTES: usize = 1 << 20;
 /// the [`SELF_METRICS_MAX_BYTES`] of the gateway's own metrics sent with
 /// it); each push connection may hold a body of `max_body_bytes`; the
 /// shared push scratch holds a protobuf body's text (at most 8 times the
-/// larger of the budget and the body), and keys and entries of at most the
-/// budget each.
+/// larger of the budget and the body), keys and entries of at most the
+/// budget each, and the index of the body's TYPE and HELP names (at most 3
+/// times the body: about 30 bytes per name, and such a line has at least
+/// 10).
 pub fn worst_case_heap_bytes(
     cache_bytes: usize,
     push_connections: usize,
@@ -211,7 +213,8 @@ pub fn worst_case_heap_bytes(
     let page = 2 * cache_bytes + 64 * 1024;
     let per_push = PUSH_CONNECTION_MAX_BYTES + max_body_bytes + page;
     let per_scrape = SCRAPE_CONNECTION_MAX_BYTES + page;
-    let push_scratch = 8 * cache_bytes.max(max_body_bytes) + 2 * cache_bytes + max_body_bytes;
+    let push_scratch =
+        8 * cache_bytes.max(max_body_bytes) + 2 * cache_bytes + max_body_bytes + 3 * max_body_bytes;
     cache_bytes
         + push_connections * per_push
         + scrape_connections * per_scrape
