@@ -30,7 +30,13 @@ pub struct Config {
     pub cache_bytes: usize,
     pub ttl: Duration,
     pub socket_mode: u32,
-    pub max_connections: usize,
+    /// Connections on the push socket at once (`--max-push-connections`).
+    pub max_push_connections: usize,
+    /// Connections on the scrape port at once (`--max-scrape-connections`).
+    pub max_scrape_connections: usize,
+    /// `--max-connections` when it was given: the start-up log says it is
+    /// deprecated and what it was taken for.
+    pub legacy_max_connections: Option<usize>,
     /// Largest HTTP push body, in bytes.
     pub max_body_bytes: usize,
     /// Whether `/metrics` ends with the gateway's own metrics.
@@ -89,9 +95,20 @@ pub struct Args {
     #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_SOCKET_MODE", default_value = "0660", value_parser = parse_mode)]
     pub socket_mode: u32,
 
-    /// Pushers and scrapers together; past it new connections are refused
-    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_CONNECTIONS", default_value = "64", value_parser = parse_max_connections)]
-    pub max_connections: usize,
+    /// Connections on the push socket at once (default 64); when all are
+    /// open, the one idle longest is closed to admit a new one
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_PUSH_CONNECTIONS", value_parser = parse_max_connections)]
+    pub max_push_connections: Option<usize>,
+
+    /// Connections on the TCP port at once (default 16); when all are
+    /// open, the one idle longest is closed to admit a new one
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_SCRAPE_CONNECTIONS", value_parser = parse_max_connections)]
+    pub max_scrape_connections: Option<usize>,
+
+    /// Deprecated: sets both --max-push-connections and
+    /// --max-scrape-connections (each one given wins over it)
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_CONNECTIONS", value_parser = parse_max_connections)]
+    pub max_connections: Option<usize>,
 
     /// Largest HTTP push body (KiB/MiB/GiB suffixes); default: the cache budget,
     /// since a larger push cannot fit
@@ -145,7 +162,15 @@ impl Args {
             cache_bytes: self.cache_bytes,
             ttl: self.ttl,
             socket_mode: self.socket_mode,
-            max_connections: self.max_connections,
+            max_push_connections: self
+                .max_push_connections
+                .or(self.max_connections)
+                .unwrap_or(limits::PUSH_CONNECTIONS_DEFAULT),
+            max_scrape_connections: self
+                .max_scrape_connections
+                .or(self.max_connections)
+                .unwrap_or(limits::SCRAPE_CONNECTIONS_DEFAULT),
+            legacy_max_connections: self.max_connections,
             max_body_bytes: self.max_body_bytes.unwrap_or(self.cache_bytes),
             self_metrics: !self.no_self_metrics,
             socket_group: self.socket_group,
@@ -359,6 +384,23 @@ mod tests {
         assert!(parse_mode("0999").is_err());
         assert!(parse_mode("7777").is_err());
         assert!(parse_mode("rw").is_err());
+    }
+
+    #[test]
+    fn connection_budgets_and_the_deprecated_flag() {
+        let budgets = |args: &[&str]| {
+            let c = Args::parse_from([&["push-gateway"], args].concat())
+                .into_config()
+                .unwrap();
+            (c.max_push_connections, c.max_scrape_connections)
+        };
+        assert_eq!(budgets(&[]), (64, 16));
+        assert_eq!(budgets(&["--max-push-connections", "5"]), (5, 16));
+        assert_eq!(budgets(&["--max-scrape-connections", "3"]), (64, 3));
+        // The old flag sets both; a new one given with it wins for its kind.
+        assert_eq!(budgets(&["--max-connections", "8"]), (8, 8));
+        let both = ["--max-connections", "8", "--max-scrape-connections", "2"];
+        assert_eq!(budgets(&both), (8, 2));
     }
 
     #[test]

@@ -66,7 +66,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         (Some(_), Some(g)) => format!("mode {:04o}, group {g}", config.socket_mode),
     };
     log::info!(
-        "push-gateway {} started: pushes on {push_path} ({access}), scrapes on http://{}/metrics (credential: {}); cache {} bytes, ttl {}, max ttl {}, max {} connections, max body {} bytes, drain on scrape {}, self-metrics {}",
+        "push-gateway {} started: pushes on {push_path} ({access}), scrapes on http://{}/metrics (credential: {}); cache {} bytes, ttl {}, max ttl {}, max {} push and {} scrape connections, max body {} bytes, drain on scrape {}, self-metrics {}",
         env!("CARGO_PKG_VERSION"),
         scrape.local_addr()?,
         match config.scrape_auth.as_ref().map(|a| a.scheme()) {
@@ -77,7 +77,8 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         config.cache_bytes,
         format_duration(config.ttl),
         format_duration(config.max_ttl),
-        config.max_connections,
+        config.max_push_connections,
+        config.max_scrape_connections,
         config.max_body_bytes,
         if config.drain_on_scrape { "on" } else { "off" },
         if config.self_metrics { "on" } else { "off" },

@@ -44,6 +44,8 @@ fn help_and_version() {
         "--cache-bytes",
         "--ttl",
         "--socket-mode",
+        "--max-push-connections",
+        "--max-scrape-connections",
         "--max-connections",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
@@ -61,6 +63,8 @@ fn invalid_values_exit_2_naming_the_flag() {
         ("--ttl", "soon"),
         ("--socket-mode", "999"),
         ("--max-connections", "0"),
+        ("--max-push-connections", "0"),
+        ("--max-scrape-connections", "65537"),
         ("--listen", "nowhere"),
     ] {
         let out = run_failing(&[flag, value]);
