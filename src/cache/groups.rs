@@ -12,7 +12,7 @@ use super::index::hash;
 use super::{
     Cache, CacheError, F_DEADLINE, F_FAMILY, F_FIRST, F_FLAGS, F_GROUP_BYTES, F_KEY_LEN, F_NEXT,
     F_OWNER, F_PREV, F_TYPE, F_VALUE, FLAG_STALE, Family, GROUP_EXTRA_BYTES, HEADER_BYTES,
-    ID_BYTES, KIND_GROUP, KIND_SERIES, Lookup, NIL, Write,
+    ID_BYTES, KIND_FAMILY, KIND_GROUP, KIND_SERIES, Lookup, NIL, Write,
 };
 use crate::bytes;
 
@@ -147,6 +147,30 @@ impl Cache {
             id = self.field(id, F_NEXT);
         }
         bytes
+    }
+
+    /// Whether family `name` has series that `group` does not hold
+    /// (streamed, or pushed by other groups); `false` when the cache has
+    /// no such family. A push may change the type of a family only it
+    /// holds; this walks the group's series, once per family whose type
+    /// the push changes.
+    pub fn family_held_elsewhere(&self, name: &str, group: Option<u32>) -> bool {
+        let key = name.as_bytes();
+        let Some(family) = self.find(KIND_FAMILY, key, hash(key)) else {
+            return false;
+        };
+        let total = self.field(family, F_FAMILY);
+        let mut own = 0;
+        if let Some(group) = group {
+            let mut id = self.field(group, F_FIRST);
+            while id != NIL {
+                if self.field(id, F_FAMILY) == family {
+                    own += 1;
+                }
+                id = self.field(id, F_NEXT);
+            }
+        }
+        total > own
     }
 
     /// Bytes the series of `group` take, ids included.

@@ -256,3 +256,24 @@ fn compaction_keeps_every_series_and_its_order() {
     assert!(values.windows(2).all(|w| w[1] == w[0] + 1.0), "{values:?}");
     assert_eq!(*values.last().unwrap(), (n - 1) as f64);
 }
+
+#[test]
+fn a_family_held_elsewhere_is_one_with_series_outside_the_group() {
+    let mut c = Cache::new(8192);
+    let f = Family {
+        name: "m",
+        kind: MetricType::Counter,
+        help: None,
+    };
+    let a = c.group_open(b"job=\"a\"", 0, 1000).unwrap();
+    c.group_set(a, &f, b"m{job=\"a\"}", 1.0, 0).unwrap();
+    c.group_close(a, 0, 1000, 1.0);
+    assert!(!c.family_held_elsewhere("m", Some(a)));
+    assert!(c.family_held_elsewhere("m", None));
+    assert!(!c.family_held_elsewhere("other", Some(a)));
+    let b = c.group_open(b"job=\"b\"", 0, 1000).unwrap();
+    c.group_close(b, 0, 1000, 1.0);
+    assert!(c.family_held_elsewhere("m", Some(b)));
+    c.set(&f, b"m{s=\"1\"}", 1.0, 0, 1000).unwrap();
+    assert!(c.family_held_elsewhere("m", Some(a)));
+}
