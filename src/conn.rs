@@ -33,8 +33,8 @@ use crate::http::{self, BodyFraming, Chunked};
 use crate::ingest::{self, IngestError, StreamContext};
 use crate::limits::{
     BODY_TIMEOUT, IDLE_TIMEOUT, LINE_MAX_BYTES, LINGER, PARTIAL_LINE_TIMEOUT, REPLY_MAX_BYTES,
-    REQUEST_HEAD_MAX_BYTES, REQUEST_TIMEOUT, STREAM_READ_BYTES, TURN_LINES, TURN_READS,
-    TURN_RECORDS_MOVED, TURN_STEPS, WRITE_TIMEOUT,
+    REQUEST_HEAD_MAX_BYTES, REQUEST_TIMEOUT, STREAM_READ_BYTES, STREAM_READ_BYTES_WHILE_SENDING,
+    TURN_LINES, TURN_READS, TURN_RECORDS_MOVED, TURN_STEPS, WRITE_TIMEOUT,
 };
 use crate::push;
 use crate::render::Renderer;
@@ -547,15 +547,23 @@ impl Conn {
         // The turn is bounded by work too: lines applied and records the
         // cache moved for them (see limits.rs).
         let (lines_from, moved_from) = (s.line_no, ctx.cache.stats.records_moved);
+        // While a page is being sent, it goes out a send buffer per turn:
+        // pushers take one small read per turn then, so that it does not
+        // wait for all of them many times over.
+        let (reads_max, read_bytes) = if ctx.renderer.page_in_flight() {
+            (1, STREAM_READ_BYTES_WHILE_SENDING)
+        } else {
+            (TURN_READS, STREAM_READ_BYTES)
+        };
         let step = loop {
-            if reads == TURN_READS
+            if reads == reads_max
                 || s.line_no - lines_from >= TURN_LINES
                 || ctx.cache.stats.records_moved - moved_from >= TURN_RECORDS_MOVED
             {
                 break Step::Yield;
             }
             reads += 1;
-            let want = STREAM_READ_BYTES.min(chunk.len());
+            let want = read_bytes.min(chunk.len());
             match self.socket.read(&mut chunk[..want]) {
                 Ok(0) => {
                     s.finish(&mut self.out, ctx);

@@ -130,6 +130,11 @@ pub const TURN_STEPS: usize = 16;
 /// turns) waits less for them.
 pub const STREAM_READ_BYTES: usize = 16 * 1024;
 
+/// While a scraper is still being sent a page, a stream connection's turn
+/// is one read of this much: the page goes out one send buffer per turn,
+/// and each turn serves every busy pusher.
+pub const STREAM_READ_BYTES_WHILE_SENDING: usize = 4 * 1024;
+
 /// A stream connection gets at most this many reads of
 /// [`STREAM_READ_BYTES`] per turn (32 KiB of lines).
 pub const TURN_READS: usize = 2;

@@ -80,6 +80,11 @@ impl Renderer {
         }
     }
 
+    /// Whether a connection still holds the last page (is sending it).
+    pub fn page_in_flight(&self) -> bool {
+        Rc::strong_count(&self.page) > 1
+    }
+
     /// The series of the last page, in page order.
     pub fn order(&self) -> &[u32] {
         &self.order
