@@ -220,7 +220,7 @@ pub enum State {
 const REQUEST_BUF_START_BYTES: usize = 1024;
 
 /// Enough bytes to tell an HTTP method and target from exposition text.
-const DETECT_BYTES: usize = 16;
+const DETECT_BYTES: usize = http::DETECT_MAX_BYTES;
 
 pub struct Conn {
     pub socket: Socket,

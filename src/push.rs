@@ -548,10 +548,17 @@ fn parse_path(
         let value_seg = segments.next().ok_or(PushError::Path(
             "grouping labels come in pairs: /metrics/job/<JOB>/<LABEL>/<VALUE>",
         ))?;
-        let (name, base64) = match name_seg.strip_suffix("@base64") {
-            Some(name) => (name, true),
-            None => (name_seg, false),
+        // Names are percent-decoded too, as the Pushgateway does (it
+        // routes on the decoded path), and only then split from `@base64`.
+        let name_start = buf.len();
+        percent_decode(name_seg, buf, false)?;
+        let decoded = std::str::from_utf8(&buf[name_start..]).unwrap_or("");
+        let (name_len, base64) = match decoded.strip_suffix("@base64") {
+            Some(name) => (name.len(), true),
+            None => (decoded.len(), false),
         };
+        buf.truncate(name_start + name_len);
+        let name = std::str::from_utf8(&buf[name_start..]).unwrap_or("");
         if n == 0 && name != "job" {
             return Err(PushError::Path("push paths start with /metrics/job/<JOB>"));
         }
@@ -563,12 +570,10 @@ fn parse_path(
         if n == MAX_GROUP_LABELS {
             return Err(PushError::Path("too many grouping labels: the limit is 16"));
         }
-        let name_start = buf.len();
-        buf.extend_from_slice(name.as_bytes());
         let name_end = buf.len();
         if spans[..n]
             .iter()
-            .any(|s| &buf[s.name.0..s.name.1] == name.as_bytes())
+            .any(|s| buf[s.name.0..s.name.1] == buf[name_start..name_end])
         {
             return Err(PushError::Path(
                 "a grouping label appears twice in the path",
@@ -1040,6 +1045,15 @@ mod tests {
                 "instance=\"\",job=\"j\",q=\"a\\\"b\"",
             ),
             ("/metrics/job/j/instance/i/", "instance=\"i\",job=\"j\""),
+            // Label names are percent-decoded too, `@base64` after that.
+            (
+                "/metrics/job/j/l%61bel/v",
+                "instance=\"\",job=\"j\",label=\"v\"",
+            ),
+            (
+                "/metrics/job/j/p%40base64/dg",
+                "instance=\"\",job=\"j\",p=\"v\"",
+            ),
         ] {
             call(&mut c, PushMethod::Put, path, "x 1\n").unwrap();
             assert!(
@@ -1057,6 +1071,8 @@ mod tests {
             "/metrics/job/x/bad-name/v",
             "/metrics/job/x/job/y",
             "/metrics/job/x/__meta/y",
+            "/metrics/job/x/%5F_meta/y",
+            "/metrics/job/x/a%2Db/y",
             "/metrics/job/%zz",
             "/metrics/job@base64/!!",
         ] {

@@ -74,6 +74,11 @@ fn push_head(out: &mut Outbox, req: &Request, ctx: &mut Ctx) -> Routed {
             return Routed::Answered { close: true };
         }
     };
+    if req.encoding != http::Encoding::Identity {
+        ctx.stats.push_rejected("http");
+        fail(out, 415, &http::HttpError::Encoding.to_string());
+        return Routed::Answered { close: true };
+    }
     let ttl_ms = match req.push_ttl {
         None => ctx.stream.ttl_ms,
         Some(text) => match ingest::parse_ttl(text, ctx.stream.max_ttl_ms) {
