@@ -157,6 +157,17 @@ impl HttpError {
     }
 }
 
+impl HttpError {
+    /// The `reason` label of `push_gateway_pushes_rejected_total`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            HttpError::HeadTooLarge | HttpError::BodyTooLarge => "too_large",
+            HttpError::Encoding => "encoding",
+            _ => "http",
+        }
+    }
+}
+
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -13,6 +13,8 @@
 //! * [`conn`]: per-connection state machines (stream pushes, HTTP).
 //! * [`http`]: HTTP/1.x request framing and response heads (httparse).
 //! * [`routes`]: what a request means (push, page, index) and its answer.
+//! * [`decompress`]: gzip and snappy (framed) push bodies, decoded as
+//!   they arrive within the body limit.
 //! * [`exposition`]: the text exposition format parser (nom).
 //! * [`ingest`]: what parsed lines mean for the cache (families, keys).
 //! * [`push`]: the Pushgateway-compatible HTTP push API (groups).
@@ -28,6 +30,7 @@ pub mod bytes;
 pub mod cache;
 pub mod config;
 pub mod conn;
+pub mod decompress;
 pub mod event_loop;
 pub mod exposition;
 pub mod http;

@@ -95,9 +95,15 @@ pub const CONNECTIONS_MAX: usize = 65_536;
 
 /// Heap one connection may hold at most: its line or request buffer, its
 /// HELP context and its queued replies (the page it is sending is shared and
-/// counted once, in the renderer).
-pub const PER_CONNECTION_MAX_BYTES: usize =
-    LINE_MAX_BYTES + LINE_MAX_BYTES + REPLY_MAX_BYTES + REQUEST_HEAD_MAX_BYTES;
+/// counted once, in the renderer), and while it reads a compressed push
+/// body the decoder's state and one read of raw bytes
+/// ([`crate::decompress::DECODER_MAX_BYTES`], [`REQUEST_HEAD_MAX_BYTES`]).
+pub const PER_CONNECTION_MAX_BYTES: usize = LINE_MAX_BYTES
+    + LINE_MAX_BYTES
+    + REPLY_MAX_BYTES
+    + REQUEST_HEAD_MAX_BYTES
+    + crate::decompress::DECODER_MAX_BYTES
+    + REQUEST_HEAD_MAX_BYTES;
 
 /// Most bytes the gateway's own metrics (`push_gateway_*`) take on one
 /// page, with every counter at its largest. The renderer reserves this once

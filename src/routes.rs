@@ -21,6 +21,7 @@ use crate::self_metrics;
 pub struct PushHead {
     pub method: PushMethod,
     pub protobuf: bool,
+    pub encoding: http::Encoding,
     pub keep_alive: bool,
     pub ttl_ms: u64,
     pub drain: bool,
@@ -67,18 +68,18 @@ fn push_head(out: &mut Outbox, req: &Request, ctx: &mut Ctx) -> Routed {
         Method::Post => PushMethod::Post,
         Method::Patch => PushMethod::Patch,
         Method::Delete => PushMethod::Delete,
-        _ => {
+        other => {
+            // A read of a push path is no push; any other method is one
+            // that was refused.
+            if !matches!(other, Method::Get | Method::Head) {
+                ctx.stats.push_rejected("http");
+            }
             let msg = "method not allowed: push with PUT, POST or PATCH, delete with DELETE\n";
             let allow = Some("PUT, POST, PATCH, DELETE");
             respond_text(out, req.method, 405, msg, false, allow);
             return Routed::Answered { close: true };
         }
     };
-    if req.encoding != http::Encoding::Identity {
-        ctx.stats.push_rejected("http");
-        fail(out, 415, &http::HttpError::Encoding.to_string());
-        return Routed::Answered { close: true };
-    }
     let ttl_ms = match req.push_ttl {
         None => ctx.stream.ttl_ms,
         Some(text) => match ingest::parse_ttl(text, ctx.stream.max_ttl_ms) {
@@ -98,6 +99,7 @@ fn push_head(out: &mut Outbox, req: &Request, ctx: &mut Ctx) -> Routed {
     Routed::Push(PushHead {
         method,
         protobuf: req.protobuf,
+        encoding: req.encoding,
         keep_alive: req.keep_alive,
         ttl_ms,
         drain,

@@ -263,3 +263,37 @@ fn an_absolute_form_scrape_works_on_the_tcp_port() {
     assert_eq!(status, 200);
     assert!(body.contains("abs_scrape 1"), "{body}");
 }
+
+#[test]
+fn pushes_refused_while_reading_the_head_are_counted() {
+    let gw = Gateway::start_full(&[]);
+    let big = format!(
+        "PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
+    for (raw, want) in [
+        (big.as_str(), 431),
+        (
+            "PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nContent-Length: +4\r\n\r\nm 1\n",
+            400,
+        ),
+        (
+            "PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+        ),
+        (
+            "PUT /metrics/job/a HTTP/1.1\r\nContent-Length: 4\r\n\r\nm 1\n",
+            400,
+        ),
+        ("FOO /metrics/job/a HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        (&chunked("0x4"), 400),
+    ] {
+        let reply = on_socket(&gw, raw.as_bytes());
+        assert_eq!(status(&reply), want, "{raw:?}: {reply:?}");
+    }
+    let page = gw.scrape();
+    for (reason, want) in [("too_large", "1"), ("http", "5")] {
+        let series = format!("push_gateway_pushes_rejected_total{{reason=\"{reason}\"}}");
+        assert_eq!(value_of(&page, &series).as_deref(), Some(want), "{page}");
+    }
+}
