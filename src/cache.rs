@@ -1041,6 +1041,15 @@ impl Cache {
         }
     }
 
+    /// Appends the ids of the series group `group` holds to `out`.
+    pub fn group_series(&self, group: u32, out: &mut Vec<u32>) {
+        let mut s = self.field(group, F_FIRST);
+        while s != NIL {
+            out.push(s);
+            s = self.field(s, F_NEXT);
+        }
+    }
+
     // ---- drain on scrape --------------------------------------------------
 
     /// Notes that page `page` includes the drain-on-scrape series among

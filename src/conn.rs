@@ -45,6 +45,8 @@ use crate::warn_limit::WarnLimit;
 pub struct Ctx<'a> {
     pub cache: &'a mut Cache,
     pub renderer: &'a mut Renderer,
+    /// The JSON API's documents.
+    pub api: &'a mut crate::api::Api,
     /// Scratch for series keys.
     pub key: &'a mut Vec<u8>,
     /// Milliseconds on the gateway's monotonic clock.

@@ -24,6 +24,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 pub use signal_hook_mio::v1_0::Signals;
 
+use crate::api::Api;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::conn::{Conn, Ctx, Step};
@@ -43,6 +44,7 @@ pub const SIGNALS: Token = Token(usize::MAX - 3);
 struct Server {
     cache: Cache,
     renderer: Renderer,
+    api: Api,
     conns: Slab<Conn>,
     /// Connections to close after the current batch of events.
     closing: Vec<usize>,
@@ -109,6 +111,7 @@ pub fn run_with_signals(
     let cache = Cache::new(config.cache_bytes);
     let mut server = Server {
         renderer: Renderer::new(&cache),
+        api: Api::new(config, unix_now()),
         cache,
         conns: Slab::with_capacity(config.max_connections),
         closing: Vec::with_capacity(config.max_connections),
@@ -338,6 +341,7 @@ impl Server {
         let mut ctx = Ctx {
             cache: &mut self.cache,
             renderer: &mut self.renderer,
+            api: &mut self.api,
             key: &mut self.key,
             now,
             unix_now: unix_now(),

@@ -21,11 +21,13 @@
 //! * [`protobuf`]: the delimited `MetricFamily` decoder for pushes.
 //! * [`cache`]: the byte-budgeted TTL cache.
 //! * [`render`]: the `/metrics` page.
+//! * [`api`]: the Pushgateway's JSON API (`/api/v1/status`, `/api/v1/metrics`).
 //! * [`self_metrics`]: the gateway's own counters and their families.
 //! * [`warn_limit`]: rate-limited warnings about bad input.
 //! * [`bytes`]: word-at-a-time byte string comparisons for the hot paths.
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod bytes;
 pub mod cache;
 pub mod config;

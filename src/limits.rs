@@ -8,7 +8,7 @@
 //!
 //! Worst-case heap, in bytes, is about
 //! `cache_bytes + max_connections × (PER_CONNECTION_MAX_BYTES + max_body +
-//! page) + READ_CHUNK_BYTES + push scratch`, where `page` is the rendered
+//! page) + READ_CHUNK_BYTES + push scratch + JSON API documents`, where `page` is the rendered
 //! `/metrics` page (at most about `2 × cache_bytes` plus the self-metrics);
 //! see [`worst_case_heap_bytes`].
 
@@ -119,7 +119,9 @@ pub const SELF_METRICS_MAX_BYTES: usize = 8 * 1024;
 /// own metrics sent with it); each connection may hold a
 /// push body of `max_body_bytes`; the shared push scratch holds a protobuf
 /// body's text (at most 8 times the larger of the budget and the body), and
-/// keys and entries of at most the budget each.
+/// keys and entries of at most the budget each; the JSON API keeps at most
+/// [`crate::api::API_DOCUMENTS`] documents of at most
+/// [`crate::api::API_MAX_BYTES_PER_CACHE_BYTE`] × the budget (+ 64 KiB).
 pub fn worst_case_heap_bytes(
     cache_bytes: usize,
     max_connections: usize,
@@ -128,5 +130,8 @@ pub fn worst_case_heap_bytes(
     let page = 2 * cache_bytes + 64 * 1024;
     let per_connection = PER_CONNECTION_MAX_BYTES + max_body_bytes + page;
     let push_scratch = 8 * cache_bytes.max(max_body_bytes) + 2 * cache_bytes + max_body_bytes;
-    cache_bytes + max_connections * per_connection + READ_CHUNK_BYTES + push_scratch
+    // The JSON API's documents: shared like pages, at most API_DOCUMENTS.
+    let api = crate::api::API_DOCUMENTS
+        * (crate::api::API_MAX_BYTES_PER_CACHE_BYTE * cache_bytes + 64 * 1024);
+    cache_bytes + max_connections * per_connection + READ_CHUNK_BYTES + push_scratch + api
 }

@@ -10,6 +10,7 @@
 //! (static texts and one-line error messages); the page and the gateway's
 //! own metrics after it are shared with the renderer, not copied.
 
+use crate::api;
 use crate::conn::{Ctx, Outbox};
 use crate::http::{self, BodyFraming, Method, Request};
 use crate::ingest;
@@ -35,14 +36,18 @@ pub enum Routed {
     Answered { close: bool },
 }
 
-/// What to answer: a static text or the page.
+/// What to answer: a static text, the page or a JSON API document.
 enum Body {
     Text(&'static str),
     Page,
+    ApiStatus,
+    ApiMetrics,
 }
 
 const INDEX_HTML: &str = "<!doctype html>\n<html><head><title>push-gateway</title></head>\
 <body><h1>push-gateway</h1><p><a href=\"/metrics\">Metrics</a></p></body></html>\n";
+
+const JSON: &str = "application/json";
 
 const READ_ONLY: &str =
     "method not allowed: this port is read-only (GET and HEAD); push through the Unix socket\n";
@@ -189,6 +194,8 @@ fn read_route(req: &Request, may_push: bool) -> (u16, Body, Option<&'static str>
         "/metrics" => Body::Page,
         "/" => Body::Text(INDEX_HTML),
         "/-/healthy" | "/-/ready" => Body::Text("OK\n"),
+        "/api/v1/status" => Body::ApiStatus,
+        "/api/v1/metrics" => Body::ApiMetrics,
         _ => {
             return (
                 404,
@@ -242,6 +249,31 @@ fn respond(
                 if ctx.cache.mark_scraped(ctx.renderer.order(), id) {
                     out.drain_page = id;
                     *ctx.next_page = id.checked_add(1).unwrap_or(1);
+                }
+            }
+        }
+        Body::ApiStatus | Body::ApiMetrics => {
+            let doc = match body {
+                Body::ApiStatus => Ok(ctx.api.status()),
+                _ => ctx.api.metrics(ctx.cache),
+            };
+            match doc {
+                Ok(doc) => {
+                    http::write_head(&mut out.bytes, status, JSON, doc.len(), keep_alive, allow);
+                    if !head_only {
+                        out.page = Some(doc);
+                    }
+                }
+                Err(e) => {
+                    let text = api::error_document(e);
+                    let status = match e {
+                        api::ApiError::TooLarge => 500,
+                        api::ApiError::Busy => 503,
+                    };
+                    http::write_head(&mut out.bytes, status, JSON, text.len(), keep_alive, None);
+                    if !head_only {
+                        out.bytes.extend_from_slice(text.as_bytes());
+                    }
                 }
             }
         }
