@@ -5,6 +5,7 @@
 //! # Layout
 //! * [`config`]: flags and environment to a checked [`config::Config`].
 //! * [`limits`]: every fixed bound, with its unit and overflow action.
+//! * [`auth`]: the scrape credential (`--scrape-auth-file`) and its check.
 //! * [`listen`]: creating the push socket (mode, stale files) and the TCP
 //!   listener, with start-up errors that say what to do.
 //! * [`systemd`]: socket activation and readiness notification.
@@ -16,8 +17,13 @@
 //! * [`decompress`]: gzip and snappy (framed) push bodies, decoded as
 //!   they arrive within the body limit.
 //! * [`exposition`]: the text exposition format parser (nom).
-//! * [`ingest`]: what parsed lines mean for the cache (families, keys).
+//! * [`value`]: numbers of the format, read and written as Go does.
+//! * [`ingest`]: what parsed lines mean for the cache (families, types).
+//! * [`key`]: canonical series keys, with a push's grouping labels.
 //! * [`push`]: the Pushgateway-compatible HTTP push API (groups).
+//! * [`name_index`]: names of a push body, found by hash.
+//! * [`push_check`]: a push body checked by the Pushgateway's rules.
+//! * [`push_path`]: grouping keys and labels from push paths and queries.
 //! * [`protobuf`]: the delimited `MetricFamily` decoder for pushes.
 //! * [`cache`]: the byte-budgeted TTL cache.
 //! * [`render`]: the `/metrics` page.
@@ -28,6 +34,7 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod auth;
 pub mod bytes;
 pub mod cache;
 pub mod config;
@@ -37,13 +44,18 @@ pub mod event_loop;
 pub mod exposition;
 pub mod http;
 pub mod ingest;
+pub mod key;
 pub mod limits;
 pub mod listen;
+pub mod name_index;
 pub mod protobuf;
 pub mod push;
+pub mod push_check;
+pub mod push_path;
 pub mod render;
 pub mod routes;
 pub mod self_metrics;
 pub mod slab;
 pub mod systemd;
+pub mod value;
 pub mod warn_limit;

@@ -84,6 +84,15 @@ pub const WARN_WINDOW: Duration = Duration::from_secs(10);
 /// long instead of spinning on a listener that stays readable.
 pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
+/// Longest `--socket` path, in bytes: Linux's `sun_path` holds 108, one of
+/// them the terminating NUL. A longer path is refused at start-up.
+pub const SOCKET_PATH_MAX_BYTES: usize = 107;
+
+/// Longest credential in `--scrape-auth-file`, in bytes; a longer one is
+/// refused at start-up. Its header (base64 makes basic auth 4/3 longer)
+/// fits well within [`REQUEST_HEAD_MAX_BYTES`].
+pub const CREDENTIAL_MAX_BYTES: usize = 1024;
+
 /// Smallest `--cache-bytes`: the index and a few series must fit.
 pub const CACHE_MIN_BYTES: usize = 1024;
 
@@ -112,14 +121,24 @@ pub const PER_CONNECTION_MAX_BYTES: usize = LINE_MAX_BYTES
 /// bound; past it the buffer would grow once, nothing is cut.
 pub const SELF_METRICS_MAX_BYTES: usize = 8 * 1024;
 
+/// Most the renderer reserves at start-up for the page, and for each of
+/// its two sort-order vectors. Budgets up to 512 KiB get room for their
+/// largest page up front (no allocation on a scrape, ever); larger ones
+/// grow these buffers as the pages grow (and keep them), so the address
+/// space of a gateway with a large `--cache-bytes` is the budget plus what
+/// its pages need, not three times the budget.
+pub const RENDER_RESERVE_MAX_BYTES: usize = 1 << 20;
+
 /// Worst-case heap of the whole gateway for a configuration, as documented
 /// in README. Pages held by slow scrapers are one per distinct page, and
 /// each is bounded by `2 × cache_bytes + 64 KiB` (the 64 KiB also covers
 /// the response head and the [`SELF_METRICS_MAX_BYTES`] of the gateway's
 /// own metrics sent with it); each connection may hold a
 /// push body of `max_body_bytes`; the shared push scratch holds a protobuf
-/// body's text (at most 8 times the larger of the budget and the body), and
-/// keys and entries of at most the budget each; the JSON API keeps at most
+/// body's text (at most 8 times the larger of the budget and the body),
+/// keys and entries of at most the budget each, and the index of the
+/// body's TYPE and HELP names (at most 3 times the body: about 30 bytes per
+/// name, and such a line has at least 10); the JSON API keeps at most
 /// [`crate::api::API_DOCUMENTS`] documents of at most
 /// [`crate::api::API_MAX_BYTES_PER_CACHE_BYTE`] × the budget (+ 64 KiB).
 pub fn worst_case_heap_bytes(
@@ -129,7 +148,8 @@ pub fn worst_case_heap_bytes(
 ) -> usize {
     let page = 2 * cache_bytes + 64 * 1024;
     let per_connection = PER_CONNECTION_MAX_BYTES + max_body_bytes + page;
-    let push_scratch = 8 * cache_bytes.max(max_body_bytes) + 2 * cache_bytes + max_body_bytes;
+    let push_scratch =
+        8 * cache_bytes.max(max_body_bytes) + 2 * cache_bytes + max_body_bytes + 3 * max_body_bytes;
     // The JSON API's documents: shared like pages, at most API_DOCUMENTS.
     let api = crate::api::API_DOCUMENTS
         * (crate::api::API_MAX_BYTES_PER_CACHE_BYTE * cache_bytes + 64 * 1024);
