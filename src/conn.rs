@@ -498,7 +498,17 @@ impl Conn {
                     self.last_progress = ctx.now;
                 }
                 Progress::NeedBytes => match self.socket.read(h.spare()) {
-                    Ok(0) => return Step::Close,
+                    Ok(0) => {
+                        // A push whose body ends early still gets an
+                        // answer (the client may have only shut its side).
+                        if h.pending.take().is_some() {
+                            ctx.stats.push_rejected("http");
+                            let msg = "request body cut short: send as many bytes as Content-Length says, or the last chunk";
+                            routes::fail(&mut self.out, 400, msg);
+                            let _ = self.out.flush(&mut self.socket);
+                        }
+                        return Step::Close;
+                    }
                     Ok(n) => {
                         if h.len == 0 && h.pending.is_none() {
                             h.request_started = Some(ctx.now);

@@ -144,6 +144,8 @@ pub enum HttpError {
     TransferEncoding,
     /// Not HTTP/1.0 or HTTP/1.1.
     Version,
+    /// An `Expect` other than `100-continue`.
+    Expectation,
 }
 
 impl HttpError {
@@ -154,6 +156,7 @@ impl HttpError {
             HttpError::Encoding => 415,
             HttpError::TransferEncoding => 501,
             HttpError::Version => 505,
+            HttpError::Expectation => 417,
             HttpError::Malformed(_) | HttpError::Framing(_) => 400,
         }
     }
@@ -187,6 +190,9 @@ impl fmt::Display for HttpError {
                 "unsupported Transfer-Encoding: send the body plain (Content-Length) or chunked",
             ),
             HttpError::Version => f.write_str("unsupported HTTP version: use HTTP/1.0 or HTTP/1.1"),
+            HttpError::Expectation => f.write_str(
+                "unsupported Expect: only 100-continue is understood; send no other expectation",
+            ),
             HttpError::Malformed(what) | HttpError::Framing(what) => f.write_str(what),
         }
     }
@@ -285,7 +291,10 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
         } else if h.name.eq_ignore_ascii_case("content-type") {
             protobuf = crate::protobuf::is_protobuf(value);
         } else if h.name.eq_ignore_ascii_case("expect") {
-            expect_continue = value.eq_ignore_ascii_case("100-continue");
+            if !value.eq_ignore_ascii_case("100-continue") {
+                return Err(HttpError::Expectation);
+            }
+            expect_continue = true;
         }
     }
     if version == 1 && hosts == 0 {
@@ -373,13 +382,14 @@ pub fn decode_chunked(
                 };
             }
             Chunked::DataEnd => {
-                if rest.len() < 2 {
-                    return Ok(at);
+                // CRLF, or a bare LF as RFC 9112 lets recipients accept
+                // (Go's reader, the Pushgateway's, does).
+                match rest {
+                    [] | [b'\r'] => return Ok(at),
+                    [b'\n', ..] => at += 1,
+                    [b'\r', b'\n', ..] => at += 2,
+                    _ => return Err(bad),
                 }
-                if &rest[..2] != b"\r\n" {
-                    return Err(bad);
-                }
-                at += 2;
                 *state = Chunked::Size;
             }
             Chunked::Size | Chunked::Trailer => {
@@ -503,6 +513,7 @@ pub fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
@@ -602,6 +613,7 @@ mod tests {
         for (raw, status) in [
             (&b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"[..], 505),
             (b"# TYPE kept counter\r\n\r\n", 400),
+            (b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n", 417),
             (b"GET\x01 / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n", 400),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
@@ -773,6 +785,14 @@ mod tests {
             decode_chunked(&mut state, b"2\r\nabXY", &mut out, 100).map_err(|e| e.status()),
             Err(400)
         );
+        // A bare LF after the data is accepted, as Go accepts it.
+        let mut state = Chunked::Size;
+        out.clear();
+        assert_eq!(
+            decode_chunked(&mut state, b"2\nab\n0\n\n", &mut out, 100),
+            Ok(8)
+        );
+        assert_eq!((state, &out[..]), (Chunked::Done, &b"ab"[..]));
     }
 
     #[test]

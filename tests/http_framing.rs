@@ -187,6 +187,27 @@ fn cases() -> Vec<(&'static str, String, u16, Option<u16>)> {
             None,
         ),
         (
+            "chunk data ended by a bare LF",
+            "PUT /metrics/job/lf HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\nm 1\n\n0\n\n"
+                .into(),
+            200,
+            None,
+        ),
+        (
+            "an unknown expectation",
+            "PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nExpect: something\r\nContent-Length: 4\r\n\r\nm 1\n".into(),
+            417,
+            None,
+        ),
+        // The Pushgateway takes what came of a body cut short (200);
+        // push-gateway refuses the push, but answers it.
+        (
+            "a body cut short",
+            "PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\nm 1\n".into(),
+            400,
+            Some(2),
+        ),
+        (
             "HTTP/2.0",
             "PUT /metrics/job/a HTTP/2.0\r\nHost: x\r\nContent-Length: 4\r\n\r\nm 1\n".into(),
             505,
@@ -215,6 +236,7 @@ fn framing_matches_the_pushgateway() {
         "m{instance=\"\",job=\"abs\"} 1",
         "m{instance=\"\",job=\"h10\"} 1",
         "m{instance=\"\",job=\"cl\"} 1",
+        "m{instance=\"\",job=\"lf\"} 1",
         "m{instance=\"\",job=\"a\",label=\"v\"} 1",
     ] {
         assert!(page.contains(series), "{series} missing:\n{page}");
