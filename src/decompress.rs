@@ -673,6 +673,53 @@ mod tests {
     }
 
     #[test]
+    fn never_panics_on_noise_or_damaged_streams() {
+        let mut x = 7u32;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (x >> 24) as u8
+                })
+                .collect()
+        };
+        let valid = [
+            GZ.to_vec(),
+            gz_all_fields(),
+            snappy_framed(&TEXT.repeat(50)),
+        ];
+        for round in 0..2000 {
+            let mut input = if round % 2 == 0 {
+                noise(round % 300)
+            } else {
+                valid[round % 3].clone()
+            };
+            // Damage a few bytes of the valid ones; start some noise with a
+            // valid header so that it reaches the inner decoders.
+            for i in noise(3) {
+                if !input.is_empty() {
+                    let at = usize::from(i) % input.len();
+                    input[at] ^= noise(1)[0] | 1;
+                }
+            }
+            if round % 4 == 0 {
+                input.splice(0..0, valid[round % 3][..10].iter().copied());
+            }
+            for mut d in [Decoder::gzip(), Decoder::snappy()] {
+                let mut out = Vec::new();
+                let step = 1 + round % 17;
+                for part in input.chunks(step) {
+                    if d.feed(part, &mut out, 4096).is_err() {
+                        break;
+                    }
+                }
+                let _ = d.finish();
+                assert!(out.len() <= 4096);
+            }
+        }
+    }
+
+    #[test]
     fn decoder_state_is_within_its_bound() {
         assert!(std::mem::size_of::<Gzip>() <= DECODER_MAX_BYTES);
         assert!(std::mem::size_of::<Snappy>() + SNAPPY_CHUNK_MAX_BYTES <= DECODER_MAX_BYTES);
