@@ -19,8 +19,10 @@ build:
 release:
 	$(CARGO) build --release
 
-# Tools the end-to-end tests use: Prometheus, promtool, curl, socat, the
-# official Python and Go clients. Idempotent and quick when present.
+# Tools the end-to-end tests use: Prometheus, promtool, the Pushgateway,
+# curl, socat, the official Go client (apt), the newest Python client in a
+# venv at target/e2e-venv and Node's prom-client at target/e2e-node.
+# Idempotent and quick when present.
 deps:
 	bash tests/e2e/install.sh
 
