@@ -4,8 +4,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use common::pushgateway::Pushgateway;
 use common::tools::{http_get, require_tool};
 use common::*;
 
@@ -21,41 +22,6 @@ const GROUPS: [(&str, &str); 3] = [
     ("/metrics/job/second/a@base64/Zm9v", "g2 1\nbig 1e+100\n"),
     ("/metrics/job/third", "# TYPE g gauge\ng 7\n"),
 ];
-
-/// The Pushgateway on a free port, killed on drop.
-struct Pushgateway {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Drop for Pushgateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_pushgateway() -> Pushgateway {
-    let bin = require_tool("prometheus-pushgateway");
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let child = Command::new(bin)
-        .arg(format!("--web.listen-address={addr}"))
-        .arg("--persistence.file=")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pg = Pushgateway { child, addr };
-    let deadline = std::time::Instant::now() + WAIT;
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the Pushgateway did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    pg
-}
 
 fn tcp_put(addr: std::net::SocketAddr, path: &str, body: &str) -> u16 {
     let raw = format!(
@@ -88,7 +54,7 @@ fn normalised(dir: &TempDir, name: &str, doc: &str) -> String {
 #[test]
 fn api_v1_metrics_has_the_pushgateways_shape() {
     let gw = Gateway::start(&[]);
-    let pg = start_pushgateway();
+    let pg = Pushgateway::start();
     for (path, body) in GROUPS {
         let url = format!("http://localhost{path}");
         let (code, reply) = curl(&gw, &["-X", "PUT", "--data-binary", "@-", &url], Some(body));

@@ -6,46 +6,10 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
 
-use common::tools::require_tool;
+use common::pushgateway::Pushgateway;
 use common::*;
-
-/// The real Pushgateway on a free loopback port, killed on drop.
-struct Pushgateway {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Pushgateway {
-    fn start() -> Pushgateway {
-        let bin = require_tool("prometheus-pushgateway");
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new(bin)
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--persistence.file=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pg = Pushgateway { child, addr };
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "the Pushgateway did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        pg
-    }
-}
-
-impl Drop for Pushgateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Writes `raw`, half-closes, and reads the reply until EOF.
 fn exchange(mut s: impl Read + Write, raw: &[u8], shut: impl FnOnce(&mut dyn Write)) -> String {
