@@ -142,12 +142,19 @@ fn status_document(config: &Config, unix_now: f64) -> Vec<u8> {
     json_string(&mut out, env!("CARGO_PKG_VERSION").as_bytes());
     out.extend_from_slice(b"},\"flags\":{");
     let ms = |d: std::time::Duration| format!("{}ms", d.as_millis());
-    let flags: [(&str, String); 10] = [
+    let flags: [(&str, String); 11] = [
         ("cache-bytes", config.cache_bytes.to_string()),
         ("drain-on-scrape", config.drain_on_scrape.to_string()),
         ("listen", config.listen.to_string()),
         ("max-body-bytes", config.max_body_bytes.to_string()),
-        ("max-connections", config.max_connections.to_string()),
+        (
+            "max-push-connections",
+            config.max_push_connections.to_string(),
+        ),
+        (
+            "max-scrape-connections",
+            config.max_scrape_connections.to_string(),
+        ),
         ("max-ttl", ms(config.max_ttl)),
         ("self-metrics", config.self_metrics.to_string()),
         ("socket", config.socket.display().to_string()),

@@ -1074,10 +1074,24 @@ impl Cache {
     pub fn drain_delivered(&mut self, page: u32) {
         self.for_each_series(|c, id| {
             if c.u32_at(c.off(id) + F_DRAIN_PAGE) == page {
-                c.remove_series(id);
+                c.remove_drained(id);
                 c.stats.drained += 1;
             }
         });
+    }
+
+    /// Removes a drained series, and its pushed group with it when that was
+    /// the group's last series: a group that holds nothing would otherwise
+    /// keep showing `push_time_seconds` and `push_failure_time_seconds`
+    /// until its TTL. Safe inside [`Cache::for_each_series`]: the group is
+    /// the entry being walked, whose successor is already read, and its
+    /// series list is empty.
+    fn remove_drained(&mut self, id: u32) {
+        let owner = self.field(id, F_OWNER);
+        self.remove_series(id);
+        if owner != NIL && owner != self.pinned_group && self.field(owner, F_FIRST) == NIL {
+            self.remove_group(owner);
+        }
     }
 
     /// Page `page` was not fully sent: its series wait for another scrape,
@@ -1090,7 +1104,7 @@ impl Cache {
                 let tries = c.u8_at(off + F_DRAIN_TRIES) + 1;
                 c.mem[off + F_DRAIN_TRIES] = tries;
                 if tries >= DRAIN_ATTEMPTS {
-                    c.remove_series(id);
+                    c.remove_drained(id);
                     c.stats.drain_failed += 1;
                 }
             }

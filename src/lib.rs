@@ -10,7 +10,9 @@
 //!   listener, with start-up errors that say what to do.
 //! * [`systemd`]: socket activation and readiness notification.
 //! * [`event_loop`]: the one `mio::Poll`, its tokens and the dispatch.
-//! * [`slab`]: connections keyed by token, in fixed capacity.
+//! * [`slab`]: connections keyed by token, in fixed capacity, on lists
+//!   ordered by last activity.
+//! * [`sockopt`]: the one socket option std lacks (`SO_SNDBUF`).
 //! * [`conn`]: per-connection state machines (stream pushes, HTTP).
 //! * [`http`]: HTTP/1.x request framing and response heads (httparse).
 //! * [`routes`]: what a request means (push, page, index) and its answer.
@@ -56,6 +58,7 @@ pub mod render;
 pub mod routes;
 pub mod self_metrics;
 pub mod slab;
+pub mod sockopt;
 pub mod systemd;
 pub mod value;
 pub mod warn_limit;

@@ -107,8 +107,13 @@ fn push_head(out: &mut Outbox, req: &Request, ctx: &mut Ctx) -> Routed {
             Some(ms) => ms,
             None => {
                 ctx.stats.push_rejected("ttl");
-                let msg = "invalid Push-TTL: use a duration with ms, s, m or h, at most --max-ttl";
-                fail(out, 400, msg);
+                let msg = format!(
+                    "invalid Push-TTL {text:?}: use a duration with a unit, ms, s, m or h, from 1ms up to the limit in force, --max-ttl {}",
+                    crate::config::format_duration(std::time::Duration::from_millis(
+                        ctx.stream.max_ttl_ms
+                    ))
+                );
+                fail(out, 400, &msg);
                 return Routed::Answered { close: true };
             }
         },

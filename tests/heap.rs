@@ -206,7 +206,7 @@ fn the_gateway_heap_is_the_same_after_warm_up_and_after_a_long_run() {
     scrape_listener.set_nonblocking(true).unwrap();
     let addr = scrape_listener.local_addr().unwrap();
     let cache_bytes = config.cache_bytes as isize;
-    let max_connections = config.max_connections;
+    let budgets = (config.max_push_connections, config.max_scrape_connections);
     std::thread::spawn(move || {
         TRACKED.with(|t| t.set(true));
         let _ = push_gateway::event_loop::run(
@@ -232,7 +232,8 @@ fn the_gateway_heap_is_the_same_after_warm_up_and_after_a_long_run() {
     let peak = PEAK_BYTES.load(Ordering::SeqCst) as usize;
     let bound = push_gateway::limits::worst_case_heap_bytes(
         cache_bytes as usize,
-        max_connections,
+        budgets.0,
+        budgets.1,
         cache_bytes as usize,
     );
     assert!(

@@ -263,7 +263,7 @@ fn metric(page: &str, series: &str) -> f64 {
 
 #[test]
 fn self_metrics_move_as_things_happen() {
-    let gw = Gateway::start_full(&["--cache-bytes", "2KiB", "--max-connections", "8"]);
+    let gw = Gateway::start_full(&["--cache-bytes", "2KiB", "--max-push-connections", "8"]);
     let page = gw.scrape();
     assert_eq!(metric(&page, "push_gateway_cache_budget_bytes"), 2048.0);
     assert!(

@@ -47,10 +47,17 @@ fn push_ttl_header_sets_the_group_ttl_within_the_maximum() {
         page.contains("lasting{instance=\"\",job=\"long\"} 1"),
         "{page}"
     );
-    for bad in ["Push-TTL: 2h", "Push-TTL: soon", "Push-TTL: 0s"] {
+    // A bare number is refused too: the unit is not guessed. The refusal
+    // names the limit in force, so the pusher knows what it may ask for.
+    for bad in [
+        "Push-TTL: 2h",
+        "Push-TTL: soon",
+        "Push-TTL: 0s",
+        "Push-TTL: 60",
+    ] {
         let (code, body) = send(&gw, "PUT", "/metrics/job/bad", &[bad], "x 1\n");
         assert_eq!(code, 400, "{bad}");
-        assert!(body.contains("--max-ttl"), "{body}");
+        assert!(body.contains("--max-ttl 1h"), "{body}");
     }
 }
 
@@ -109,6 +116,13 @@ fn a_push_drain_header_drains_only_that_group() {
     let page = gw.scrape();
     assert!(!page.contains("d{instance"), "{page}");
     assert!(page.contains("k{instance=\"\",job=\"kept\"} 1"), "{page}");
+    // The drained group goes with its last series: no push times are left
+    // for a group that holds nothing (the kept group keeps its own).
+    assert!(!page.contains("job=\"drained\""), "{page}");
+    assert!(
+        page.contains("push_time_seconds{instance=\"\",job=\"kept\"}"),
+        "{page}"
+    );
 }
 
 /// Requests the page and drops the connection after a few bytes, with
