@@ -28,8 +28,9 @@ use mio::{Interest, Registry, Token};
 
 use crate::auth::ScrapeAuth;
 use crate::cache::Cache;
+use crate::decompress::{DecodeError, Decoder};
 use crate::exposition::{self, Line, LineError};
-use crate::http::{self, BodyFraming, Chunked};
+use crate::http::{self, BodyFraming, Chunked, Encoding};
 use crate::ingest::{self, IngestError, StreamContext};
 use crate::limits::{
     BODY_TIMEOUT, IDLE_TIMEOUT, LINE_MAX_BYTES, LINGER, PARTIAL_LINE_TIMEOUT, REPLY_MAX_BYTES,
@@ -46,6 +47,8 @@ use crate::warn_limit::WarnLimit;
 pub struct Ctx<'a> {
     pub cache: &'a mut Cache,
     pub renderer: &'a mut Renderer,
+    /// The JSON API's documents.
+    pub api: &'a mut crate::api::Api,
     /// Scratch for series keys.
     pub key: &'a mut Vec<u8>,
     /// Milliseconds on the gateway's monotonic clock.
@@ -210,8 +213,12 @@ pub struct HttpState {
     /// The path of the push being read, kept past its head.
     path: String,
     pending: Option<PendingPush>,
-    /// The body of the push being read, at most `--max-body-bytes`.
+    /// The body of the push being read, at most `--max-body-bytes`
+    /// (decoded, for a compressed body).
     body: Vec<u8>,
+    /// A compressed body's bytes between de-chunking and decoding: at most
+    /// one read of the request buffer.
+    raw: Vec<u8>,
 }
 
 pub enum State {
@@ -233,7 +240,7 @@ pub enum State {
 const REQUEST_BUF_START_BYTES: usize = 1024;
 
 /// Enough bytes to tell an HTTP method and target from exposition text.
-const DETECT_BYTES: usize = 16;
+const DETECT_BYTES: usize = http::DETECT_MAX_BYTES;
 
 pub struct Conn {
     pub socket: Socket,
@@ -616,7 +623,17 @@ impl Conn {
                     self.last_progress = ctx.now;
                 }
                 Progress::NeedBytes => match self.socket.read(h.spare()) {
-                    Ok(0) => return Step::Close,
+                    Ok(0) => {
+                        // A push whose body ends early still gets an
+                        // answer (the client may have only shut its side).
+                        if h.pending.take().is_some() {
+                            ctx.stats.push_rejected("http");
+                            let msg = "request body cut short: send as many bytes as Content-Length says, or the last chunk";
+                            routes::fail(&mut self.out, 400, msg);
+                            let _ = self.out.flush(&mut self.socket);
+                        }
+                        return Step::Close;
+                    }
                     Ok(n) => {
                         if h.len == 0 && h.pending.is_none() {
                             h.request_started = Some(ctx.now);
@@ -643,6 +660,8 @@ enum Progress {
 /// A push request whose body is being read.
 struct PendingPush {
     head: PushHead,
+    /// Decodes a compressed body into `HttpState::body`.
+    decoder: Option<Decoder>,
     /// Where the query starts in `HttpState::path`.
     query_at: usize,
     body: BodyRead,
@@ -668,6 +687,11 @@ impl HttpState {
             Ok(Some(req)) => req,
             Ok(None) => return Progress::NeedBytes,
             Err(e) => {
+                // The push socket is for pushes: a request refused before
+                // its path is known counts as a refused push.
+                if may_push {
+                    ctx.stats.push_rejected(e.reason());
+                }
                 self.fail(out, e.status(), &e.to_string());
                 return Progress::Done;
             }
@@ -700,8 +724,14 @@ impl HttpState {
         if req.expect_continue && req.body != BodyFraming::None && self.len == head_len {
             out.bytes.extend_from_slice(http::CONTINUE);
         }
+        let decoder = match head.encoding {
+            Encoding::Identity => None,
+            Encoding::Gzip => Some(Decoder::gzip()),
+            Encoding::Snappy => Some(Decoder::snappy()),
+        };
         self.pending = Some(PendingPush {
             head,
+            decoder,
             query_at,
             body,
             head_done: ctx.now,
@@ -716,35 +746,47 @@ impl HttpState {
         let Some(pending) = &mut self.pending else {
             return Progress::Done;
         };
+        // A compressed body is de-chunked into `raw`, then decoded into
+        // the body; a plain one goes straight to the body.
+        let sink = if pending.decoder.is_some() {
+            &mut self.raw
+        } else {
+            &mut self.body
+        };
         let (used, complete) = match &mut pending.body {
             BodyRead::Length(left) => {
                 let n = self.len.min(usize::try_from(*left).unwrap_or(usize::MAX));
-                self.body.extend_from_slice(&self.buf[..n]);
+                sink.extend_from_slice(&self.buf[..n]);
                 *left -= n as u64;
                 (n, *left == 0)
             }
             BodyRead::Chunked(state) => {
-                match http::decode_chunked(
-                    state,
-                    &self.buf[..self.len],
-                    &mut self.body,
-                    ctx.max_body,
-                ) {
+                match http::decode_chunked(state, &self.buf[..self.len], sink, ctx.max_body) {
                     Ok(n) => (n, *state == Chunked::Done),
                     Err(e) => {
-                        self.pending = None;
                         let reason = if e.status() == 413 {
                             "too_large"
                         } else {
                             "http"
                         };
-                        ctx.stats.push_rejected(reason);
-                        self.fail(out, e.status(), &e.to_string());
-                        return Progress::Done;
+                        return self.refuse_body(out, ctx, reason, e.status(), &e.to_string());
                     }
                 }
             }
         };
+        if let Some(decoder) = &mut pending.decoder {
+            let decoded = decoder
+                .feed(&self.raw, &mut self.body, ctx.max_body)
+                .and_then(|()| if complete { decoder.finish() } else { Ok(()) });
+            self.raw.clear();
+            if let Err(e) = decoded {
+                let (reason, status) = match e {
+                    DecodeError::TooLarge => ("too_large", 413),
+                    DecodeError::Corrupt(_) => ("encoding", 400),
+                };
+                return self.refuse_body(out, ctx, reason, status, &e.to_string());
+            }
+        }
         self.consume(used);
         if !complete {
             return Progress::NeedBytes;
@@ -756,6 +798,22 @@ impl HttpState {
         routes::finish_push(out, ctx, &p.head, path, query, &self.body);
         self.close_after = !p.head.keep_alive;
         self.request_started = (self.len > 0).then_some(ctx.now);
+        Progress::Done
+    }
+
+    /// Refuses the push whose body is being read, and closes after it.
+    fn refuse_body(
+        &mut self,
+        out: &mut Outbox,
+        ctx: &mut Ctx,
+        reason: &str,
+        status: u16,
+        message: &str,
+    ) -> Progress {
+        self.pending = None;
+        self.raw = Vec::new();
+        ctx.stats.push_rejected(reason);
+        self.fail(out, status, message);
         Progress::Done
     }
 
@@ -817,6 +875,7 @@ impl HttpState {
             path: String::new(),
             pending: None,
             body: Vec::new(),
+            raw: Vec::new(),
             request_started: None,
         }
     }

@@ -41,6 +41,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 pub use signal_hook_mio::v1_0::Signals;
 
+use crate::api::Api;
 use crate::auth::ScrapeAuth;
 use crate::cache::Cache;
 use crate::config::Config;
@@ -86,6 +87,7 @@ const BUDGET_FLAGS: [&str; 2] = ["--max-push-connections", "--max-scrape-connect
 struct Server {
     cache: Cache,
     renderer: Renderer,
+    api: Api,
     conns: Slab<Conn, LISTS>,
     /// `--max-push-connections` and `--max-scrape-connections`.
     budgets: [usize; 2],
@@ -183,6 +185,7 @@ pub fn run_with_signals(
     let capacity = config.max_push_connections + config.max_scrape_connections;
     let mut server = Server {
         renderer: Renderer::new(&cache),
+        api: Api::new(config, unix_now()),
         cache,
         conns: Slab::with_capacity(capacity),
         budgets: [config.max_push_connections, config.max_scrape_connections],
@@ -542,6 +545,7 @@ impl Server {
         let mut ctx = Ctx {
             cache: &mut self.cache,
             renderer: &mut self.renderer,
+            api: &mut self.api,
             key: &mut self.key,
             now,
             unix_now: unix_now(),

@@ -9,7 +9,7 @@
 //! Worst-case heap, in bytes, is about
 //! `cache_bytes + push_connections × (PUSH_CONNECTION_MAX_BYTES + max_body +
 //! page) + scrape_connections × (SCRAPE_CONNECTION_MAX_BYTES + page) +
-//! READ_CHUNK_BYTES + push scratch`, where `page` is the rendered
+//! READ_CHUNK_BYTES + push scratch + JSON API documents`, where `page` is the rendered
 //! `/metrics` page (at most about `2 × cache_bytes` plus the self-metrics);
 //! see [`worst_case_heap_bytes`]. Kernel memory a scraper can pin is
 //! bounded by [`SCRAPE_SEND_BUFFER_BYTES`].
@@ -194,9 +194,16 @@ pub const SCRAPE_CONNECTIONS_DEFAULT: usize = 16;
 
 /// Heap one push-socket connection may hold at most besides a body: its
 /// line or request buffer, its HELP context and its queued replies (the
-/// page it is sending is shared and counted once, in the renderer).
-pub const PUSH_CONNECTION_MAX_BYTES: usize =
-    LINE_MAX_BYTES + LINE_MAX_BYTES + REPLY_MAX_BYTES + REQUEST_HEAD_MAX_BYTES;
+/// page it is sending is shared and counted once, in the renderer), and
+/// while it reads a compressed push body the decoder's state and one read
+/// of raw bytes ([`crate::decompress::DECODER_MAX_BYTES`],
+/// [`REQUEST_HEAD_MAX_BYTES`]).
+pub const PUSH_CONNECTION_MAX_BYTES: usize = LINE_MAX_BYTES
+    + LINE_MAX_BYTES
+    + REPLY_MAX_BYTES
+    + REQUEST_HEAD_MAX_BYTES
+    + crate::decompress::DECODER_MAX_BYTES
+    + REQUEST_HEAD_MAX_BYTES;
 
 /// Heap one scrape connection may hold at most besides the page it sends:
 /// its request buffer and a short response head or error text. It never
@@ -229,7 +236,9 @@ pub const RENDER_RESERVE_MAX_BYTES: usize = 1 << 20;
 /// larger of the budget and the body), keys and entries of at most the
 /// budget each, and the index of the body's TYPE and HELP names (at most 3
 /// times the body: about 30 bytes per name, and such a line has at least
-/// 10).
+/// 10); the JSON API keeps at most [`crate::api::API_DOCUMENTS`]
+/// documents of at most [`crate::api::API_MAX_BYTES_PER_CACHE_BYTE`] × the
+/// budget (+ 64 KiB).
 pub fn worst_case_heap_bytes(
     cache_bytes: usize,
     push_connections: usize,
@@ -244,10 +253,14 @@ pub fn worst_case_heap_bytes(
     // The renderer's order, key hashes, new series and groups (4 bytes
     // each) and a bit per id, for the most series the budget holds.
     let render_scratch = 17 * (cache_bytes / crate::cache::MIN_SERIES_BYTES + 1);
+    // The JSON API's documents: shared like pages, at most API_DOCUMENTS.
+    let api = crate::api::API_DOCUMENTS
+        * (crate::api::API_MAX_BYTES_PER_CACHE_BYTE * cache_bytes + 64 * 1024);
     cache_bytes
         + push_connections * per_push
         + scrape_connections * per_scrape
         + READ_CHUNK_BYTES
         + push_scratch
         + render_scratch
+        + api
 }

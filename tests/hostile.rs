@@ -264,14 +264,15 @@ fn busy_connections_at_the_limit_then_new_ones_are_refused_and_counted() {
     let mut tcp_held: Vec<TcpStream> = (0..4)
         .map(|_| {
             let mut s = TcpStream::connect(gw.addr).unwrap();
-            s.write_all(b"GET /metrics HTTP/1.1\r\nX-Hold: ").unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Hold: ")
+                .unwrap();
             s
         })
         .collect();
     let mut unix_held: Vec<UnixStream> = (0..4)
         .map(|_| {
             let mut s = gw.connect();
-            s.write_all(b"PUT /metrics/job/held HTTP/1.1\r\nX-Hold: ")
+            s.write_all(b"PUT /metrics/job/held HTTP/1.1\r\nHost: localhost\r\nX-Hold: ")
                 .unwrap();
             s
         })
@@ -380,7 +381,7 @@ fn a_client_trickling_one_header_byte_per_second_is_cut_off_after_the_request_ti
                     mut w: Box<dyn Write + Send>,
                     mut r: Box<dyn Read + Send>| {
         thread::spawn(move || {
-            let head = b"GET /metrics HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+            let head = b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
             let writer = thread::spawn(move || {
                 if w.write_all(&head[..burst]).is_err() {
                     return 0;
@@ -542,7 +543,7 @@ fn a_hundred_megabytes_without_a_newline() {
     let mut w = t.try_clone().unwrap();
     let writer = thread::spawn(move || {
         let blob = vec![b'y'; 1 << 20];
-        let _ = w.write_all(b"GET /metrics HTTP/1.1\r\nX-Long: ");
+        let _ = w.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Long: ");
         let mut sent = 0;
         for _ in 0..100 {
             if w.write_all(&blob).is_err() {
@@ -583,19 +584,22 @@ fn invalid_utf8_and_nul_bytes_on_every_path() {
     // HTTP on the socket: bad bytes in the path, the headers, the body.
     let (status, _) = unix_http(
         &gw,
-        b"PUT /metrics/job/\xff HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        b"PUT /metrics/job/\xff HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
     );
     assert_eq!(status, 400);
     let (status, _) = unix_http(
         &gw,
-        b"PUT /metrics/job/%FF HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        b"PUT /metrics/job/%FF HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
     );
     assert_eq!(status, 400);
-    let (status, _) = unix_http(&gw, b"PUT /metrics/job/a\x00b HTTP/1.1\r\n\r\n");
+    let (status, _) = unix_http(
+        &gw,
+        b"PUT /metrics/job/a\x00b HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    );
     assert_eq!(status, 400);
     let body = b"ok 1\nbad\xff 2\n";
     let mut raw = format!(
-        "PUT /metrics/job/utf8 HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        "PUT /metrics/job/utf8 HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -604,8 +608,8 @@ fn invalid_utf8_and_nul_bytes_on_every_path() {
     assert_eq!(status, 400, "{reply}");
     // On TCP: NUL and bad bytes in the request line.
     for raw in [
-        &b"GET /metrics\x00 HTTP/1.1\r\n\r\n"[..],
-        b"GET /\xff\xfe HTTP/1.1\r\n\r\n",
+        &b"GET /metrics\x00 HTTP/1.1\r\nHost: localhost\r\n\r\n"[..],
+        b"GET /\xff\xfe HTTP/1.1\r\nHost: localhost\r\n\r\n",
         b"\x00\x00\x00\x00\r\n\r\n",
     ] {
         let reply = tcp_raw(&gw, raw);
@@ -635,12 +639,12 @@ fn pushers_that_hang_up_mid_line_or_mid_body_change_nothing_else() {
         drop(s);
         // HTTP pushes cut short: the group must not appear.
         let mut s = gw.connect();
-        s.write_all(b"PUT /metrics/job/cut HTTP/1.1\r\nContent-Length: 100\r\n\r\ncut_short 1\n")
+        s.write_all(b"PUT /metrics/job/cut HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\ncut_short 1\n")
             .unwrap();
         drop(s);
         let mut s = gw.connect();
         s.write_all(
-            b"POST /metrics/job/cut HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10\r\ncut_sh",
+            b"POST /metrics/job/cut HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n10\r\ncut_sh",
         )
         .unwrap();
         drop(s);
@@ -689,7 +693,8 @@ fn scrapers_that_hang_up_mid_response_or_never_read() {
     // Hang up after the first bytes, with the rest unread (a reset).
     for _ in 0..100 {
         let mut s = TcpStream::connect(gw.addr).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
         let mut first = [0u8; 100];
         let _ = s.read(&mut first);
     }
@@ -699,7 +704,8 @@ fn scrapers_that_hang_up_mid_response_or_never_read() {
     for i in 0..12 {
         gw.push(&format!("changing {i}\n"));
         let mut s = TcpStream::connect(gw.addr).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
         silent.push(s);
     }
     settle();
@@ -799,7 +805,7 @@ fn the_tcp_port_never_changes_anything() {
     let (status, reply) = unix_http(
         &gw,
         format!(
-            "PUT /metrics/job/a/instance/i HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "PUT /metrics/job/a/instance/i HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
         .as_bytes(),
@@ -843,7 +849,7 @@ fn the_tcp_port_never_changes_anything() {
     attempts.push("# TYPE kept counter\nkept 666\n\n".to_string());
     // A read, then a write on the same keep-alive connection.
     attempts.push(format!(
-        "GET /metrics HTTP/1.1\r\n\r\n{}",
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n{}",
         with_body("PUT", "/metrics/job/a/instance/i")
     ));
     for raw in &attempts {
@@ -1046,7 +1052,7 @@ fn a_small_protobuf_push_cannot_inflate_memory() {
     let body = histogram_body(5000, 2500);
     assert!(body.len() <= 10 * 1024);
     let mut raw = format!(
-        "PUT /metrics/job/inflate HTTP/1.1\r\nContent-Type: application/vnd.google.protobuf; \
+        "PUT /metrics/job/inflate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/vnd.google.protobuf; \
          proto=io.prometheus.client.MetricFamily; encoding=delimited\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

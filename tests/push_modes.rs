@@ -94,7 +94,7 @@ fn drain_on_scrape_delivers_each_sample_once() {
     gw.push("kept_total 1\n");
     let (status, _, _) = http_request(
         gw.addr,
-        "HEAD /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "HEAD /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 200);
     assert!(gw.scrape().contains("kept_total 1"));
@@ -129,7 +129,8 @@ fn a_push_drain_header_drains_only_that_group() {
 /// most of the page unread.
 fn failed_scrape(gw: &Gateway) {
     let mut s = TcpStream::connect(gw.addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
     let mut first = [0u8; 64];
     s.read_exact(&mut first).unwrap();
     drop(s);
@@ -155,7 +156,7 @@ fn an_incomplete_scrape_does_not_drain_up_to_three_attempts() {
     failed_scrape(&gw);
     let (status, _, page) = http_request(
         gw.addr,
-        "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 200);
     assert!(
@@ -266,7 +267,7 @@ fn the_counter_shortcut_counts_without_a_client_library() {
     // The scrape port stays read-only.
     let (status, _, _) = http_request(
         gw.addr,
-        "PATCH /counter/jobs_done_total HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "PATCH /counter/jobs_done_total HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 405);
 }
@@ -321,7 +322,7 @@ fn delete_by_name_across_groups_and_wipe() {
     // Wipe is not served on the read-only port.
     let (status, _, _) = http_request(
         gw.addr,
-        "PUT /api/v1/admin/wipe HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "PUT /api/v1/admin/wipe HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 405);
 }

@@ -68,7 +68,7 @@ fn keep_alive_serves_several_requests_and_head_has_no_body() {
     assert!(head.contains("Content-Length: 23"), "{head}");
     // Pipelined: two requests in one write, answered in order.
     s.write_all(
-        b"GET /-/healthy HTTP/1.1\r\n\r\nGET /-/ready HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\n\r\nGET /-/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .unwrap();
     let (h1, b1) = read_response(&mut s, false);
@@ -130,7 +130,7 @@ fn the_tcp_port_never_accepts_pushes() {
     let (status, _, _) = http_request(
         gw.addr,
         &format!(
-            "PUT /metrics/job/x HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+            "PUT /metrics/job/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         ),
     );
@@ -142,14 +142,15 @@ fn the_tcp_port_never_accepts_pushes() {
 fn oversized_and_malformed_requests_get_an_error_and_a_close() {
     let gw = Gateway::start(&[]);
     let big = format!(
-        "GET /metrics HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
         "a".repeat(10_000)
     );
     let (status, head, body) = http_request(gw.addr, &big);
     assert_eq!(status, 431, "{head}");
     assert!(body.contains("too large"), "{body}");
+    // As the Pushgateway answers an HTTP version it does not speak.
     let (status, _, _) = http_request(gw.addr, "GET /metrics HTTP/3.0\r\n\r\n");
-    assert_eq!(status, 400);
+    assert_eq!(status, 505);
     // The gateway still serves others.
     assert_eq!(gw.get("/metrics").0, 200);
 }
@@ -163,7 +164,8 @@ fn a_scraper_that_disconnects_mid_response_harms_no_one() {
     gw.push(&lines);
     for _ in 0..20 {
         let mut s = TcpStream::connect(gw.addr).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
         let mut first = [0u8; 100];
         let _ = s.read(&mut first);
         drop(s);
@@ -203,7 +205,8 @@ fn connections_past_the_limit_are_refused_and_others_keep_being_served() {
     let mut held: Vec<TcpStream> = (0..4)
         .map(|_| {
             let mut s = TcpStream::connect(gw.addr).unwrap();
-            s.write_all(b"GET /metrics HTTP/1.1\r\nX-Hold: ").unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Hold: ")
+                .unwrap();
             s
         })
         .collect();
@@ -305,7 +308,7 @@ fn a_slow_reader_gets_the_page_then_the_gateways_own_metrics() {
         head.contains(&format!("\r\nContent-Length: {}\r\n", bodies[1].len())),
         "{head}"
     );
-    s.write_all(b"GET /-/healthy HTTP/1.1\r\nConnection: close\r\n\r\n")
+    s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut rest = String::new();
     s.read_to_string(&mut rest).unwrap();

@@ -310,7 +310,7 @@ fn a_socket_path_of_107_bytes_works_and_108_is_a_clear_error() {
     assert_eq!(reply, "");
     let (status, _, body) = http_request(
         addr.parse().unwrap(),
-        "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 200);
     assert!(body.contains("long_path_ok 1\n"), "{body}");
@@ -436,7 +436,7 @@ fn a_bad_scrape_auth_file_is_a_clear_start_up_error() {
     assert_eq!(gw.get("/metrics").0, 401);
     let (status, _, _) = http_request(
         gw.addr,
-        "GET /metrics HTTP/1.1\r\nAuthorization: Bearer from-env\r\nConnection: close\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer from-env\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 200);
 }

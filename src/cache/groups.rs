@@ -173,6 +173,15 @@ impl Cache {
         total > own
     }
 
+    /// Appends the ids of the series group `group` holds to `out`.
+    pub fn group_series(&self, group: u32, out: &mut Vec<u32>) {
+        let mut s = self.field(group, F_FIRST);
+        while s != NIL {
+            out.push(s);
+            s = self.field(s, F_NEXT);
+        }
+    }
+
     /// Bytes the series of `group` take, ids included.
     pub fn group_bytes(&self, group: u32) -> usize {
         self.field(group, F_GROUP_BYTES) as usize
