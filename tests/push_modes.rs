@@ -134,7 +134,9 @@ fn failed_scrape(gw: &Gateway) {
     let mut first = [0u8; 64];
     s.read_exact(&mut first).unwrap();
     drop(s);
-    std::thread::sleep(Duration::from_millis(200));
+    // The gateway notes the failure when it sees the close; under an
+    // emulator rendering and closing a page of 300,000 series takes longer.
+    std::thread::sleep(scaled(Duration::from_millis(200)));
 }
 
 #[test]
