@@ -176,10 +176,22 @@ fn run_case(case: &Case, pgw: &mut Pushgateway) -> Divergence {
         *pgw = Pushgateway::start();
     }
     pgw.wipe();
-    let mut flags: Vec<&str> = BASE_FLAGS.to_vec();
+    let mut flags: Vec<&str> = Vec::new();
+    for pair in BASE_FLAGS.chunks(2) {
+        if !case.flags.iter().any(|f| f == pair[0]) {
+            flags.extend_from_slice(pair);
+        }
+    }
     flags.extend(case.flags.iter().map(String::as_str));
-    let gw = Gateway::start(&flags);
     let mut d = Divergence::default();
+    let gw = match std::panic::catch_unwind(|| Gateway::start(&flags)) {
+        Ok(gw) => gw,
+        Err(_) => {
+            d.page
+                .push(format!("push-gateway did not start with {flags:?}"));
+            return d;
+        }
+    };
     let mut n = 0;
     for step in &case.steps {
         match step {
@@ -357,6 +369,9 @@ fn push_gateway_answers_as_the_pushgateway_does() {
     }
 }
 
+/// The line of a case whose only differences are the common ones.
+const ONLY_COMMON: &str = "(only the differences listed once above)";
+
 struct Report {
     summary: String,
     /// Differences common to many cases, each with how many it is in.
@@ -395,7 +410,7 @@ fn render(failures: &[(&Case, Divergence)], ran: usize, intended: usize, took: D
         let mut lines: Vec<String> = d.statuses.clone();
         lines.extend(d.page.iter().filter(|l| !is_common(l)).cloned());
         if lines.is_empty() {
-            lines.push("(only the differences listed once above)".into());
+            lines.push(ONLY_COMMON.into());
         }
         let _ = writeln!(text, "\n{} ({}):", case.name, case.origin);
         for l in &lines {
@@ -424,9 +439,18 @@ fn render_markdown(r: &Report, problems: &[String], notes: &[String]) -> String 
     let mut md = String::from("# Divergences from the Prometheus Pushgateway\n\n");
     let _ = writeln!(
         md,
-        "Written by `DIFFERENTIAL_REPORT=... cargo test --test differential`.\n{}.\n",
+        "Written by `DIFFERENTIAL_REPORT=... cargo test --test differential`; \
+         `DIFFERENTIAL_FILTER=topic/` runs one topic (cases in \
+         `tests/differential/cases/TOPIC.txt`).\n\n{}.\n",
         r.summary
     );
+    let only_common = |lines: &[String]| lines.iter().all(|l| l.starts_with(ONLY_COMMON));
+    md.push_str("| topic | divergent cases | of them with more than the common differences |\n| --- | --- | --- |\n");
+    for (topic, cases) in &r.topics {
+        let more = cases.iter().filter(|(_, _, l)| !only_common(l)).count();
+        let _ = writeln!(md, "| {topic} | {} | {more} |", cases.len());
+    }
+    md.push('\n');
     if !problems.is_empty() {
         md.push_str("## Problems with the suite itself\n\n");
         for p in problems {
@@ -450,7 +474,15 @@ fn render_markdown(r: &Report, problems: &[String], notes: &[String]) -> String 
     }
     for (topic, cases) in &r.topics {
         let _ = writeln!(md, "## {topic} ({} cases)\n", cases.len());
-        for (name, origin, lines) in cases {
+        let common: Vec<&str> = cases
+            .iter()
+            .filter(|(_, _, l)| only_common(l))
+            .map(|(n, _, _)| n.as_str())
+            .collect();
+        if !common.is_empty() {
+            let _ = writeln!(md, "Only the common differences: {}.\n", common.join(", "));
+        }
+        for (name, origin, lines) in cases.iter().filter(|(_, _, l)| !only_common(l)) {
             let _ = writeln!(md, "### {name}\n\n{origin}\n\n```");
             for l in lines {
                 let _ = writeln!(md, "{l}");
