@@ -10,7 +10,8 @@
 //!   the client does not read are dropped past [`REPLY_MAX_BYTES`].
 //! * [`HttpState`]: HTTP/1.1 requests with keep-alive, one response in
 //!   flight at a time; bytes are not read while a response waits to be
-//!   sent, which bounds what a pipelining client can make us hold.
+//!   sent, which bounds what a pipelining client can make us hold. What a
+//!   request means and its answer are [`crate::routes`]'s.
 //!
 //! # Memory
 //! Per connection: a request buffer of [`REQUEST_HEAD_MAX_BYTES`] (HTTP), a
@@ -27,15 +28,16 @@ use mio::{Interest, Registry, Token};
 
 use crate::cache::Cache;
 use crate::exposition::{self, Line, LineError};
-use crate::http::{self, BodyFraming, Chunked, Method, Request};
+use crate::http::{self, BodyFraming, Chunked};
 use crate::ingest::{self, IngestError, StreamContext};
 use crate::limits::{
     IDLE_TIMEOUT, LINE_MAX_BYTES, LINGER, REPLY_MAX_BYTES, REQUEST_HEAD_MAX_BYTES, REQUEST_TIMEOUT,
     TURN_READS, TURN_STEPS, WRITE_TIMEOUT,
 };
-use crate::push::{self, PushMethod};
+use crate::push;
 use crate::render::Renderer;
-use crate::self_metrics::{self, Stats};
+use crate::routes::{self, PushHead, Routed};
+use crate::self_metrics::Stats;
 use crate::warn_limit::WarnLimit;
 
 /// What a connection step may use besides its own state.
@@ -116,16 +118,16 @@ impl Socket {
 /// Output waiting to be written: a head (or stream replies), a page and a
 /// tail (the gateway's own metrics), sent in that order.
 #[derive(Default)]
-struct Outbox {
-    bytes: Vec<u8>,
-    page: Option<Rc<Vec<u8>>>,
+pub struct Outbox {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) page: Option<Rc<Vec<u8>>>,
     /// Shared like the page, not copied: a copy per connection stayed in
     /// each connection's buffer as spare room after the scrape.
-    tail: Option<Rc<Vec<u8>>>,
+    pub(crate) tail: Option<Rc<Vec<u8>>>,
     /// Bytes written of head, page and tail taken as one sequence.
     sent: usize,
     /// The page being sent holds drain-on-scrape series under this id.
-    drain_page: u32,
+    pub(crate) drain_page: u32,
     /// A drain page that has just been sent whole.
     delivered: u32,
 }
@@ -512,11 +514,7 @@ enum Progress {
 
 /// A push request whose body is being read.
 struct PendingPush {
-    method: PushMethod,
-    protobuf: bool,
-    keep_alive: bool,
-    ttl_ms: u64,
-    drain: bool,
+    head: PushHead,
     /// Where the query starts in `HttpState::path`.
     query_at: usize,
     body: BodyRead,
@@ -545,76 +543,40 @@ impl HttpState {
             }
         };
         let head_len = req.head_len;
-        if may_push && push::is_push_path(req.path) {
-            let method = match req.method {
-                Method::Put => PushMethod::Put,
-                Method::Post => PushMethod::Post,
-                Method::Patch => PushMethod::Patch,
-                Method::Delete => PushMethod::Delete,
-                _ => {
-                    let msg =
-                        "method not allowed: push with PUT, POST or PATCH, delete with DELETE\n";
-                    let allow = Some("PUT, POST, PATCH, DELETE");
-                    respond_text(out, req.method, 405, msg, false, allow);
-                    self.close_after = true;
-                    return Progress::Done;
-                }
-            };
-            let ttl_ms = match req.push_ttl {
-                None => ctx.stream.ttl_ms,
-                Some(text) => match ingest::parse_ttl(text, ctx.stream.max_ttl_ms) {
-                    Some(ms) => ms,
-                    None => {
-                        ctx.stats.push_rejected("ttl");
-                        let msg = "invalid Push-TTL: use a duration with ms, s, m or h, at most --max-ttl";
-                        self.fail(out, 400, msg);
-                        return Progress::Done;
-                    }
-                },
-            };
-            let drain = match req.push_drain {
-                None => ctx.stream.drain,
-                Some(v) => v.eq_ignore_ascii_case("true") || v == "1",
-            };
-            self.path.clear();
-            self.path.push_str(req.path);
-            let query_at = self.path.len();
-            self.path.push_str(req.query);
-            let body = match req.body {
-                BodyFraming::None => BodyRead::Length(0),
-                BodyFraming::Length(n) if n > ctx.max_body as u64 => {
-                    ctx.stats.push_rejected("too_large");
-                    let e = http::HttpError::BodyTooLarge;
-                    self.fail(out, e.status(), &e.to_string());
-                    return Progress::Done;
-                }
-                BodyFraming::Length(n) => BodyRead::Length(n),
-                BodyFraming::Chunked => BodyRead::Chunked(Chunked::Size),
-            };
-            if req.expect_continue && req.body != BodyFraming::None && self.len == head_len {
-                out.bytes.extend_from_slice(http::CONTINUE);
+        let head = match routes::route(out, &req, may_push, ctx) {
+            Routed::Push(head) => head,
+            Routed::Answered { close } => {
+                self.consume(head_len);
+                self.request_started = (self.len > 0).then_some(ctx.now);
+                self.close_after = close;
+                return Progress::Done;
             }
-            self.pending = Some(PendingPush {
-                method,
-                protobuf: req.protobuf,
-                keep_alive: req.keep_alive,
-                ttl_ms,
-                drain,
-                query_at,
-                body,
-            });
-            self.body.clear();
-            self.consume(head_len);
-            return Progress::Done;
+        };
+        self.path.clear();
+        self.path.push_str(req.path);
+        let query_at = self.path.len();
+        self.path.push_str(req.query);
+        let body = match req.body {
+            BodyFraming::None => BodyRead::Length(0),
+            BodyFraming::Length(n) if n > ctx.max_body as u64 => {
+                ctx.stats.push_rejected("too_large");
+                let e = http::HttpError::BodyTooLarge;
+                self.fail(out, e.status(), &e.to_string());
+                return Progress::Done;
+            }
+            BodyFraming::Length(n) => BodyRead::Length(n),
+            BodyFraming::Chunked => BodyRead::Chunked(Chunked::Size),
+        };
+        if req.expect_continue && req.body != BodyFraming::None && self.len == head_len {
+            out.bytes.extend_from_slice(http::CONTINUE);
         }
-        // Reads never carry a body worth reading: answer, and close if the
-        // client sent one.
-        let keep_alive = req.keep_alive && req.body == BodyFraming::None;
-        let (status, body, allow) = route(&req, may_push);
-        respond(out, &req, status, body, allow, keep_alive, ctx);
+        self.pending = Some(PendingPush {
+            head,
+            query_at,
+            body,
+        });
+        self.body.clear();
         self.consume(head_len);
-        self.request_started = (self.len > 0).then_some(ctx.now);
-        self.close_after = !keep_alive;
         Progress::Done
     }
 
@@ -660,67 +622,17 @@ impl HttpState {
             return Progress::Done;
         };
         let (path, query) = self.path.split_at(p.query_at);
-        let req = push::Request {
-            method: p.method,
-            path,
-            query,
-            protobuf: p.protobuf,
-            ttl_ms: p.ttl_ms,
-            drain: p.drain,
-        };
-        let result =
-            push::handle_request(ctx.cache, ctx.push, &req, &self.body, ctx.now, ctx.unix_now);
-        match result {
-            Ok(status) => {
-                if p.method == PushMethod::Delete || status == 202 {
-                    ctx.stats.deletes += 1;
-                } else {
-                    ctx.stats.pushes_accepted += 1;
-                }
-                respond_text(out, Method::Put, status, "", p.keep_alive, None);
-            }
-            Err(e) => {
-                ctx.stats.push_rejected(e.reason());
-                if ctx.warn.allow(ctx.now) {
-                    log::warn!("push to {} rejected: {e}", self.path);
-                }
-                let msg = format!("{e}\n");
-                respond_text(out, Method::Put, e.status(), &msg, p.keep_alive, e.allow());
-            }
-        }
-        self.close_after = !p.keep_alive;
+        routes::finish_push(out, ctx, &p.head, path, query, &self.body);
+        self.close_after = !p.head.keep_alive;
         self.request_started = (self.len > 0).then_some(ctx.now);
         Progress::Done
     }
 
     /// Answers an error and closes after it.
     fn fail(&mut self, out: &mut Outbox, status: u16, message: &str) {
-        let body = format!("{message}\n");
-        respond_text(out, Method::Get, status, &body, false, None);
+        routes::fail(out, status, message);
         self.close_after = true;
         self.len = 0;
-    }
-}
-
-/// Writes a plain-text response (no body for HEAD).
-fn respond_text(
-    out: &mut Outbox,
-    method: Method,
-    status: u16,
-    text: &str,
-    keep_alive: bool,
-    allow: Option<&str>,
-) {
-    http::write_head(
-        &mut out.bytes,
-        status,
-        "text/plain; charset=utf-8",
-        text.len(),
-        keep_alive,
-        allow,
-    );
-    if method != Method::Head {
-        out.bytes.extend_from_slice(text.as_bytes());
     }
 }
 
@@ -749,97 +661,6 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Keep,
                 Err(_) => return Step::Close,
-            }
-        }
-    }
-}
-
-/// What to answer: a status and a body, static or the page.
-enum Body {
-    Text(&'static str),
-    Page,
-}
-
-const INDEX_HTML: &str = "<!doctype html>\n<html><head><title>push-gateway</title></head>\
-<body><h1>push-gateway</h1><p><a href=\"/metrics\">Metrics</a></p></body></html>\n";
-
-const READ_ONLY: &str =
-    "method not allowed: this port is read-only (GET and HEAD); push through the Unix socket\n";
-
-fn route(req: &Request, may_push: bool) -> (u16, Body, Option<&'static str>) {
-    let read_only = matches!(req.method, Method::Get | Method::Head);
-    if !may_push && (push::is_push_path(req.path) || req.path.starts_with("/metrics/")) {
-        return (405, Body::Text(READ_ONLY), Some("GET, HEAD"));
-    }
-    let page = match req.path {
-        "/metrics" => Body::Page,
-        "/" => Body::Text(INDEX_HTML),
-        "/-/healthy" | "/-/ready" => Body::Text("OK\n"),
-        _ => {
-            return (
-                404,
-                Body::Text("not found: the metrics are at /metrics\n"),
-                None,
-            );
-        }
-    };
-    if read_only {
-        return (200, page, None);
-    }
-    let text = if may_push {
-        "method not allowed: this path answers GET and HEAD\n"
-    } else {
-        READ_ONLY
-    };
-    (405, Body::Text(text), Some("GET, HEAD"))
-}
-
-fn respond(
-    out: &mut Outbox,
-    req: &Request,
-    status: u16,
-    body: Body,
-    allow: Option<&str>,
-    keep_alive: bool,
-    ctx: &mut Ctx,
-) {
-    let head_only = req.method == Method::Head;
-    match body {
-        Body::Page => {
-            ctx.stats.scrapes += 1;
-            let (cache, stats) = (&*ctx.cache, &*ctx.stats);
-            let page = ctx.renderer.page(cache);
-            let tail = ctx.self_metrics.then(|| {
-                ctx.renderer
-                    .tail(|out| self_metrics::write(out, stats, cache))
-            });
-            http::write_head(
-                &mut out.bytes,
-                status,
-                http::METRICS_CONTENT_TYPE,
-                page.len() + tail.as_ref().map_or(0, |t| t.len()),
-                keep_alive,
-                allow,
-            );
-            if !head_only {
-                out.tail = tail;
-                out.page = Some(page);
-                let id = *ctx.next_page;
-                if ctx.cache.mark_scraped(ctx.renderer.order(), id) {
-                    out.drain_page = id;
-                    *ctx.next_page = id.checked_add(1).unwrap_or(1);
-                }
-            }
-        }
-        Body::Text(text) => {
-            let ctype = if text.starts_with('<') {
-                "text/html; charset=utf-8"
-            } else {
-                "text/plain; charset=utf-8"
-            };
-            http::write_head(&mut out.bytes, status, ctype, text.len(), keep_alive, allow);
-            if !head_only {
-                out.bytes.extend_from_slice(text.as_bytes());
             }
         }
     }

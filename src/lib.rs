@@ -12,6 +12,7 @@
 //! * [`slab`]: connections keyed by token, in fixed capacity.
 //! * [`conn`]: per-connection state machines (stream pushes, HTTP).
 //! * [`http`]: HTTP/1.x request framing and response heads (httparse).
+//! * [`routes`]: what a request means (push, page, index) and its answer.
 //! * [`exposition`]: the text exposition format parser (nom).
 //! * [`ingest`]: what parsed lines mean for the cache (families, keys).
 //! * [`push`]: the Pushgateway-compatible HTTP push API (groups).
@@ -36,6 +37,7 @@ pub mod listen;
 pub mod protobuf;
 pub mod push;
 pub mod render;
+pub mod routes;
 pub mod self_metrics;
 pub mod slab;
 pub mod systemd;
