@@ -2,7 +2,7 @@
 //!
 //! Every flag can also be set with an environment variable
 //! `PUSH_GATEWAY_<FLAG>` (for systemd `EnvironmentFile=`). Sizes take a
-//! `KiB`/`MiB` suffix and durations `ms`/`s`/`m`/`h`; both are parsed with
+//! `KiB`/`MiB`/`GiB` suffix and durations `ms`/`s`/`m`/`h`; both are parsed with
 //! nom. An invalid value makes clap exit with status 2 and a message naming
 //! the flag. Holds no memory beyond the parsed values.
 
@@ -17,6 +17,7 @@ use nom::bytes::complete::tag;
 use nom::character::complete::{digit1, space0};
 use nom::combinator::{all_consuming, map_res, opt, value};
 
+use crate::auth::{self, ScrapeAuth};
 use crate::limits;
 
 /// Checked configuration used by the rest of the program.
@@ -38,6 +39,8 @@ pub struct Config {
     pub max_ttl: Duration,
     /// Series are removed once a scrape that included them is sent.
     pub drain_on_scrape: bool,
+    /// The credential every TCP request but the health checks must carry.
+    pub scrape_auth: Option<ScrapeAuth>,
 }
 
 impl Config {
@@ -67,7 +70,8 @@ pub struct Args {
     #[arg(long, env = "PUSH_GATEWAY_LISTEN", default_value = "0.0.0.0:9091")]
     pub listen: SocketAddr,
 
-    /// Cache budget: plain bytes or with a KiB/MiB suffix (e.g. 10KiB, 2MiB)
+    /// Cache budget: plain bytes or with a KiB/MiB/GiB suffix (e.g. 10KiB,
+    /// 2MiB; 1 KiB to 1 GiB)
     #[arg(long, env = "PUSH_GATEWAY_CACHE_BYTES", default_value = "10KiB", value_parser = parse_cache_bytes)]
     pub cache_bytes: usize,
 
@@ -83,7 +87,7 @@ pub struct Args {
     #[arg(long, env = "PUSH_GATEWAY_MAX_CONNECTIONS", default_value = "64", value_parser = parse_max_connections)]
     pub max_connections: usize,
 
-    /// Largest HTTP push body (KiB/MiB suffixes); default: the cache budget,
+    /// Largest HTTP push body (KiB/MiB/GiB suffixes); default: the cache budget,
     /// since a larger push cannot fit
     #[arg(long, env = "PUSH_GATEWAY_MAX_BODY_BYTES", value_parser = parse_size)]
     pub max_body_bytes: Option<usize>,
@@ -101,6 +105,12 @@ pub struct Args {
     /// whole (each sample reaches one scraper once)
     #[arg(long, env = "PUSH_GATEWAY_DRAIN_ON_SCRAPE")]
     pub drain_on_scrape: bool,
+
+    /// File with the credential scrapers must send on the TCP port: one
+    /// line, `user:password` for basic auth or else a bearer token. Read
+    /// at start-up; /-/healthy and /-/ready stay open
+    #[arg(long, env = "PUSH_GATEWAY_SCRAPE_AUTH_FILE", value_name = "PATH", value_parser = parse_scrape_auth_file)]
+    pub scrape_auth_file: Option<ScrapeAuth>,
 
     /// Leave the gateway's own push_gateway_* metrics off /metrics
     #[arg(long, env = "PUSH_GATEWAY_NO_SELF_METRICS")]
@@ -121,16 +131,19 @@ impl Args {
             socket_group: self.socket_group,
             max_ttl: self.max_ttl.max(self.ttl),
             drain_on_scrape: self.drain_on_scrape,
+            scrape_auth: self.scrape_auth_file,
         }
     }
 }
 
-/// Parses `123`, `10KiB`, `2MiB` (also `K`, `KB`, `M`, `MB`, all binary).
+/// Parses `123`, `10KiB`, `2MiB`, `1GiB` (also `K`, `KB`, `M`, `MB`, `G`,
+/// `GB`, all binary).
 ///
 /// # Errors
 /// A message saying what form is expected.
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let unit = alt((
+        value(1usize << 30, alt((tag("GiB"), tag("GB"), tag("G")))),
         value(1usize << 20, alt((tag("MiB"), tag("MB"), tag("M")))),
         value(1usize << 10, alt((tag("KiB"), tag("KB"), tag("K")))),
         value(1usize, alt((tag("B"), tag("")))),
@@ -143,7 +156,7 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
             .checked_mul(mult)
             .ok_or_else(|| format!("{s:?} is too large")),
         Err(_) => Err(format!(
-            "{s:?} is not a size: use bytes or a KiB/MiB suffix, e.g. 10KiB"
+            "{s:?} is not a size: use bytes or a KiB/MiB/GiB suffix, e.g. 10KiB"
         )),
     }
 }
@@ -158,6 +171,10 @@ fn parse_cache_bytes(s: &str) -> Result<usize, String> {
         ));
     }
     Ok(n)
+}
+
+fn parse_scrape_auth_file(s: &str) -> Result<ScrapeAuth, String> {
+    auth::load(std::path::Path::new(s))
 }
 
 /// Parses `500ms`, `60s`, `5m`, `1h` (a bare number is seconds).
@@ -234,7 +251,11 @@ mod tests {
             ("KiB", None),
             ("-1", None),
             ("1.5KiB", None),
-            ("10GiB", None),
+            ("1GiB", Some(1 << 30)),
+            ("2G", Some(2 << 30)),
+            ("1 GB", Some(1 << 30)),
+            ("1.5GiB", None),
+            ("1TiB", None),
             ("99999999999999999999MiB", None),
         ] {
             assert_eq!(parse_size(input).ok(), want, "{input}");
@@ -277,5 +298,8 @@ mod tests {
         assert_eq!(parse_max_connections("64"), Ok(64));
         assert!(parse_cache_bytes("10").is_err());
         assert_eq!(parse_cache_bytes("10KiB"), Ok(10240));
+        // README's largest budget, in its own words.
+        assert_eq!(parse_cache_bytes("1GiB"), Ok(limits::CACHE_MAX_BYTES));
+        assert!(parse_cache_bytes("2GiB").is_err());
     }
 }

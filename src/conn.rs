@@ -26,6 +26,7 @@ use std::rc::Rc;
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
 
+use crate::auth::ScrapeAuth;
 use crate::cache::Cache;
 use crate::exposition::{self, Line, LineError};
 use crate::http::{self, BodyFraming, Chunked};
@@ -61,6 +62,8 @@ pub struct Ctx<'a> {
     /// Whether pages end with the gateway's own metrics.
     pub self_metrics: bool,
     pub warn: &'a mut WarnLimit,
+    /// `--scrape-auth-file`: what TCP requests must present.
+    pub scrape_auth: Option<&'a ScrapeAuth>,
 }
 
 /// Whether the event loop keeps the connection.

@@ -9,7 +9,10 @@
 //! within one batch.
 //!
 //! SIGTERM or SIGINT stops accepting, closes idle connections, gives
-//! responses in flight [`SHUTDOWN_GRACE`] to be sent, and returns.
+//! responses in flight [`SHUTDOWN_GRACE`] to be sent, and returns. SIGHUP
+//! (sent by a closing terminal, or by habit to reload) is logged and
+//! otherwise ignored: there is nothing to re-read, and its default action
+//! would end the process and leave its socket file behind.
 //!
 //! # Memory
 //! The cache (`--cache-bytes`), the renderer's page and order, a shared
@@ -21,9 +24,10 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Registry, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 pub use signal_hook_mio::v1_0::Signals;
 
+use crate::auth::ScrapeAuth;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::conn::{Conn, Ctx, Step};
@@ -63,8 +67,13 @@ struct Server {
     start: Instant,
     /// Accepting paused after an error (e.g. EMFILE) until this time.
     accept_paused_until: Option<u64>,
+    /// Accept errors come back every [`ACCEPT_RETRY`] while they last:
+    /// logged at the same rate as bad input, not ten times a second.
+    accept_warn: WarnLimit,
     stats: Stats,
     self_metrics: bool,
+    /// `--scrape-auth-file`.
+    scrape_auth: Option<ScrapeAuth>,
     /// Set by a signal: when to give up on responses still in flight.
     shutdown_by: Option<u64>,
     /// Budget evictions already reported in the log, and when.
@@ -81,14 +90,15 @@ pub fn run(push: UnixListener, scrape: TcpListener, config: &Config) -> io::Resu
     run_with_signals(push, scrape, config, stop_signals()?)
 }
 
-/// The signals that stop the gateway. The binary takes them before it
-/// creates its sockets, so a signal sent as soon as the socket exists is
-/// never lost or fatal.
+/// The signals the gateway handles: SIGTERM and SIGINT stop it, SIGHUP is
+/// logged and ignored. The binary takes them before it creates its
+/// sockets, so a signal sent as soon as the socket exists is never lost or
+/// fatal.
 ///
 /// # Errors
 /// When the handlers cannot be installed.
 pub fn stop_signals() -> io::Result<Signals> {
-    Signals::new([SIGTERM, SIGINT])
+    Signals::new([SIGTERM, SIGINT, SIGHUP])
 }
 
 /// [`run`] with signals taken earlier by [`stop_signals`].
@@ -128,8 +138,10 @@ pub fn run_with_signals(
         max_body: config.max_body_bytes,
         start: Instant::now(),
         accept_paused_until: None,
+        accept_warn: WarnLimit::about("accept errors"),
         stats: Stats::default(),
         self_metrics: config.self_metrics,
+        scrape_auth: config.scrape_auth.clone(),
         shutdown_by: None,
         budget_evictions_logged: (0, 0),
     };
@@ -159,7 +171,11 @@ pub fn run_with_signals(
                 SCRAPE_LISTENER => server.accept_scrapers(&scrape, poll.registry(), now),
                 SIGNALS => {
                     for signal in signals.pending() {
-                        if server.shutdown_by.is_none() {
+                        if signal == SIGHUP {
+                            log::info!(
+                                "SIGHUP ignored: push-gateway re-reads nothing; restart it to change flags"
+                            );
+                        } else if server.shutdown_by.is_none() {
                             log::info!(
                                 "received {}: stopping; finishing responses in flight",
                                 if signal == SIGINT {
@@ -285,7 +301,11 @@ impl Server {
             _ => {
                 // Out of file descriptors or memory: the listener stays
                 // readable, so retry later instead of spinning.
-                log::warn!("accept failed: {e}; retrying in {ACCEPT_RETRY:?}");
+                if self.accept_warn.allow(now) {
+                    log::warn!(
+                        "accept failed: {e}; retrying every {ACCEPT_RETRY:?} (raise the open file limit, LimitNOFILE=, above --max-connections)"
+                    );
+                }
                 self.accept_paused_until = Some(now + ACCEPT_RETRY.as_millis() as u64);
                 false
             }
@@ -348,6 +368,7 @@ impl Server {
             stats: &mut self.stats,
             self_metrics: self.self_metrics,
             warn: &mut self.warn,
+            scrape_auth: self.scrape_auth.as_ref(),
         };
         let step = conn.ready(&mut ctx, &mut self.chunk);
         if step == Step::Close || conn.update_interest(registry, Token(key)).is_err() {

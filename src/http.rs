@@ -61,6 +61,8 @@ pub struct Request<'a> {
     pub push_ttl: Option<&'a str>,
     /// `Push-Drain`: whether the pushed series drain on scrape.
     pub push_drain: Option<&'a str>,
+    /// `Authorization`: checked against `--scrape-auth-file` on TCP.
+    pub authorization: Option<&'a str>,
     /// Bytes of the head, to advance the read buffer past it.
     pub head_len: usize,
 }
@@ -152,6 +154,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
     let mut protobuf = false;
     let mut push_ttl = None;
     let mut push_drain = None;
+    let mut authorization = None;
     for h in req.headers.iter() {
         let value = std::str::from_utf8(h.value).unwrap_or("").trim();
         if h.name.eq_ignore_ascii_case("connection") {
@@ -186,6 +189,8 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
             push_ttl = Some(value);
         } else if h.name.eq_ignore_ascii_case("push-drain") {
             push_drain = Some(value);
+        } else if h.name.eq_ignore_ascii_case("authorization") {
+            authorization = Some(value);
         } else if h.name.eq_ignore_ascii_case("content-type") {
             protobuf = crate::protobuf::is_protobuf(value);
         } else if h.name.eq_ignore_ascii_case("expect") {
@@ -212,6 +217,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
         protobuf,
         push_ttl,
         push_drain,
+        authorization,
         head_len,
     }))
 }

@@ -5,6 +5,7 @@
 //! # Layout
 //! * [`config`]: flags and environment to a checked [`config::Config`].
 //! * [`limits`]: every fixed bound, with its unit and overflow action.
+//! * [`auth`]: the scrape credential (`--scrape-auth-file`) and its check.
 //! * [`listen`]: creating the push socket (mode, stale files) and the TCP
 //!   listener, with start-up errors that say what to do.
 //! * [`systemd`]: socket activation and readiness notification.
@@ -24,6 +25,7 @@
 //! * [`bytes`]: word-at-a-time byte string comparisons for the hot paths.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod bytes;
 pub mod cache;
 pub mod config;

@@ -84,6 +84,15 @@ pub const WARN_WINDOW: Duration = Duration::from_secs(10);
 /// long instead of spinning on a listener that stays readable.
 pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
+/// Longest `--socket` path, in bytes: Linux's `sun_path` holds 108, one of
+/// them the terminating NUL. A longer path is refused at start-up.
+pub const SOCKET_PATH_MAX_BYTES: usize = 107;
+
+/// Longest credential in `--scrape-auth-file`, in bytes; a longer one is
+/// refused at start-up. Its header (base64 makes basic auth 4/3 longer)
+/// fits well within [`REQUEST_HEAD_MAX_BYTES`].
+pub const CREDENTIAL_MAX_BYTES: usize = 1024;
+
 /// Smallest `--cache-bytes`: the index and a few series must fit.
 pub const CACHE_MIN_BYTES: usize = 1024;
 
@@ -105,6 +114,14 @@ pub const PER_CONNECTION_MAX_BYTES: usize =
 /// only while a slow scraper still sends the last one). A test checks the
 /// bound; past it the buffer would grow once, nothing is cut.
 pub const SELF_METRICS_MAX_BYTES: usize = 8 * 1024;
+
+/// Most the renderer reserves at start-up for the page, and for each of
+/// its two sort-order vectors. Budgets up to 512 KiB get room for their
+/// largest page up front (no allocation on a scrape, ever); larger ones
+/// grow these buffers as the pages grow (and keep them), so the address
+/// space of a gateway with a large `--cache-bytes` is the budget plus what
+/// its pages need, not three times the budget.
+pub const RENDER_RESERVE_MAX_BYTES: usize = 1 << 20;
 
 /// Worst-case heap of the whole gateway for a configuration, as documented
 /// in README. Pages held by slow scrapers are one per distinct page, and

@@ -4,20 +4,29 @@
 //! is more open: it is bound inside a private (0700) directory next to the
 //! final path, chmod-ed there, then renamed into place. An existing path is
 //! only replaced when it is a socket nobody listens on (a stale file left by
-//! a crash); a live socket, a symlink or any other file is refused. Memory:
+//! a crash); a live socket, a symlink or any other file is refused. Paths
+//! up to [`SOCKET_PATH_MAX_BYTES`] work: when the staging name would be
+//! longer than that, the socket is bound through a short name of the same
+//! directory (`/proc/self/fd/N/s`). Whether another process listens is
+//! asked with a non-blocking connect, so a stopped owner with a full
+//! backlog is found in use at once instead of hanging the start. Memory:
 //! none kept.
 
 use std::fmt;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+
+use crate::limits::SOCKET_PATH_MAX_BYTES;
 
 /// Why the gateway could not start listening.
 #[derive(Debug)]
 pub enum ListenError {
     InUse(PathBuf),
     NotASocket(PathBuf),
+    PathTooLong(PathBuf),
     Socket(PathBuf, io::Error),
     Tcp(std::net::SocketAddr, io::Error),
     Group(String),
@@ -35,6 +44,12 @@ impl fmt::Display for ListenError {
                 f,
                 "{} exists and is not a socket: remove it or choose another --socket",
                 p.display()
+            ),
+            ListenError::PathTooLong(p) => write!(
+                f,
+                "socket path {} is {} bytes; Unix socket paths are at most {SOCKET_PATH_MAX_BYTES} bytes: choose a shorter --socket",
+                p.display(),
+                p.as_os_str().len()
             ),
             ListenError::Socket(p, e) if e.kind() == io::ErrorKind::PermissionDenied => write!(
                 f,
@@ -61,15 +76,17 @@ impl fmt::Display for ListenError {
 
 impl std::error::Error for ListenError {}
 
-/// The push socket the gateway created, to remove on exit: only if the
-/// path still names that very file (not a successor's).
+/// The push socket the gateway created, removed when this is dropped: on
+/// exit, and on any start-up failure after the socket was created (a TCP
+/// port in use), so a failed start leaves nothing behind. Only removed if
+/// the path still names that very file (not a successor's).
 pub struct SocketFile {
     path: PathBuf,
     dev_ino: (u64, u64),
 }
 
-impl SocketFile {
-    pub fn remove(&self) {
+impl Drop for SocketFile {
+    fn drop(&mut self) {
         let same =
             std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.dev_ino);
         if same && let Err(e) = std::fs::remove_file(&self.path) {
@@ -110,9 +127,12 @@ pub fn bind_push_socket(
     gid: Option<u32>,
 ) -> Result<(UnixListener, SocketFile), ListenError> {
     let err = |e| ListenError::Socket(path.to_path_buf(), e);
+    if path.as_os_str().len() > SOCKET_PATH_MAX_BYTES {
+        return Err(ListenError::PathTooLong(path.to_path_buf()));
+    }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
-            if UnixStream::connect(path).is_ok() {
+            if is_listened_on(path) {
                 return Err(ListenError::InUse(path.to_path_buf()));
             }
             log::info!("replacing stale socket {}", path.display());
@@ -140,7 +160,23 @@ pub fn bind_push_socket(
         .map_err(err)?;
     let result = (|| {
         let tmp = private.join("s");
-        let listener = UnixListener::bind(&tmp)?;
+        let listener = if tmp.as_os_str().len() <= SOCKET_PATH_MAX_BYTES {
+            UnixListener::bind(&tmp)?
+        } else {
+            // The staging path is longer than the final one, past what
+            // `sun_path` holds: name the same directory through its file
+            // descriptor instead. Everything after `bind` uses full paths,
+            // which have no such limit.
+            let dir = std::fs::File::open(&private)?;
+            UnixListener::bind(format!("/proc/self/fd/{}/s", dir.as_raw_fd())).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{e} (a path this long is bound through /proc/self/fd: mount /proc, or choose a shorter --socket)"
+                    ),
+                )
+            })?
+        };
         if let Some(gid) = gid {
             std::os::unix::fs::chown(&tmp, None, Some(gid))?;
         }
@@ -155,6 +191,16 @@ pub fn bind_push_socket(
     })();
     let _ = std::fs::remove_dir_all(&private);
     result.map_err(err)
+}
+
+/// Whether a process listens on the socket at `path`. The connect does not
+/// block: a listener whose backlog is full (its owner stopped, or too busy
+/// to accept) answers "try again" at once, and that too means in use.
+fn is_listened_on(path: &Path) -> bool {
+    match mio::net::UnixStream::connect(path) {
+        Ok(_) => true,
+        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+    }
 }
 
 /// Binds the scrape listener.

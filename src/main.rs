@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     match run(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
+            // Once, on stderr whatever RUST_LOG says (the journal keeps it).
             eprintln!("push-gateway: {e}");
             ExitCode::FAILURE
         }
@@ -59,9 +59,14 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         (Some(_), Some(g)) => format!("mode {:04o}, group {g}", config.socket_mode),
     };
     log::info!(
-        "push-gateway {} started: pushes on {push_path} ({access}), scrapes on http://{}/metrics; cache {} bytes, ttl {:?}, max {} connections, max body {} bytes, self-metrics {}",
+        "push-gateway {} started: pushes on {push_path} ({access}), scrapes on http://{}/metrics (credential: {}); cache {} bytes, ttl {:?}, max {} connections, max body {} bytes, self-metrics {}",
         env!("CARGO_PKG_VERSION"),
         scrape.local_addr()?,
+        match config.scrape_auth.as_ref().map(|a| a.scheme()) {
+            None => "none",
+            Some(push_gateway::auth::Scheme::Bearer) => "bearer token",
+            Some(push_gateway::auth::Scheme::Basic) => "basic auth",
+        },
         config.cache_bytes,
         config.ttl,
         config.max_connections,
@@ -76,9 +81,8 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         signals,
     );
     systemd::notify("STOPPING=1");
-    if let Some(file) = created {
-        file.remove();
-    }
+    // The socket file goes before the process does.
+    drop(created);
     result?;
     Ok(())
 }

@@ -16,9 +16,14 @@
 //! apart into the tail for that reason. The page is an `Rc`: a slow scraper
 //! keeps sending the page it got while the next scraper gets the same one
 //! (no change) or a new buffer (the cache changed while the old one was
-//! held; the only case that allocates). The sort order is kept in a scratch
-//! vector reserved for the most series the budget can hold, and recomputed
-//! only when series are added or removed. The tail is reserved for
+//! held; the only case that allocates). The page's buffer is reserved up
+//! front for the largest page the budget allows (twice the budget), but at
+//! most [`RENDER_RESERVE_MAX_BYTES`]; past that it grows to the largest
+//! page rendered and is kept, so a large `--cache-bytes` costs address
+//! space only as pushes fill it. The sort order is kept in a scratch vector
+//! reserved the same way (for the most series the budget can hold, capped
+//! alike), and recomputed only when series are added or removed. The tail
+//! is reserved for
 //! [`SELF_METRICS_MAX_BYTES`] and shared like the page: rendered again for
 //! every scrape, in place unless a slow scraper still holds the last one.
 
@@ -28,7 +33,7 @@ use std::rc::Rc;
 
 use crate::cache::Cache;
 use crate::exposition::MetricType;
-use crate::limits::SELF_METRICS_MAX_BYTES;
+use crate::limits::{RENDER_RESERVE_MAX_BYTES, SELF_METRICS_MAX_BYTES};
 
 pub struct Renderer {
     order: Vec<u32>,
@@ -42,13 +47,18 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    /// Reserves room to sort the most series `cache` can ever hold.
+    /// Reserves room for the largest page and sort order `cache` can
+    /// need, up to [`RENDER_RESERVE_MAX_BYTES`] each; beyond that the
+    /// buffers grow with the pages rendered.
     pub fn new(cache: &Cache) -> Renderer {
+        let ids = (RENDER_RESERVE_MAX_BYTES / size_of::<u32>()).min(cache.max_series());
         Renderer {
-            order: Vec::with_capacity(cache.max_series()),
-            groups: Vec::with_capacity(cache.max_series()),
+            order: Vec::with_capacity(ids),
+            groups: Vec::with_capacity(ids),
             order_layout: None,
-            page: Rc::new(Vec::with_capacity(cache.capacity() * 2)),
+            page: Rc::new(Vec::with_capacity(
+                (cache.capacity() * 2).min(RENDER_RESERVE_MAX_BYTES),
+            )),
             page_shows: None,
             tail: Rc::new(Vec::with_capacity(SELF_METRICS_MAX_BYTES)),
         }

@@ -10,6 +10,7 @@
 //! (static texts and one-line error messages); the page and the gateway's
 //! own metrics after it are shared with the renderer, not copied.
 
+use crate::auth;
 use crate::conn::{Ctx, Outbox};
 use crate::http::{self, BodyFraming, Method, Request};
 use crate::ingest;
@@ -55,6 +56,21 @@ pub fn route(out: &mut Outbox, req: &Request, may_push: bool, ctx: &mut Ctx) -> 
     // Reads never carry a body worth reading: answer, and close if the
     // client sent one.
     let keep_alive = req.keep_alive && req.body == BodyFraming::None;
+    // Before routing: without the credential, nothing is served (and
+    // nothing drained) and nothing is learnt of the paths.
+    if !may_push
+        && let Some(a) = ctx.scrape_auth
+        && a.refuses(req.path, req.authorization)
+    {
+        auth::write_unauthorized(&mut out.bytes, a, req.method == Method::Head, keep_alive);
+        if ctx.warn.allow(ctx.now) {
+            log::warn!(
+                "refused a TCP request for {} without the scrape credential (401)",
+                req.path
+            );
+        }
+        return Routed::Answered { close: !keep_alive };
+    }
     let (status, body, allow) = read_route(req, may_push);
     respond(out, req, status, body, allow, keep_alive, ctx);
     Routed::Answered { close: !keep_alive }

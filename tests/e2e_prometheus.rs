@@ -10,6 +10,12 @@
 //!   query API with the pushed `job`/`instance` labels, the target is healthy,
 //!   and once pushing stops the series leaves the gateway's page after the
 //!   TTL while scrapes keep succeeding.
+//! - `prometheus_scrapes_with_the_credential_and_a_thief_gets_401`: two
+//!   gateways in drain mode with `--scrape-auth-file`, one a bearer token
+//!   and one `user:password`; Prometheus scrapes them with
+//!   `authorization: {credentials_file: ...}` and `basic_auth` and gets
+//!   every sample pushed once, while a third job without the credential is
+//!   down with a 401 and takes nothing.
 //!
 //! The tools come from Debian's `prometheus` package: `tests/e2e/install.sh`
 //! installs them. A missing tool fails the test, it never skips.
@@ -272,4 +278,80 @@ fn prometheus_scrapes_and_ttl_expires() {
         "target unhealthy after the series expired:\n{targets}\n{}",
         prom.log()
     );
+}
+
+// ---------------------------------------------------------------------------
+// Prometheus with the scrape credential
+
+#[test]
+fn prometheus_scrapes_with_the_credential_and_a_thief_gets_401() {
+    require_tool("prometheus");
+    let secrets = TempDir::new("e2e-auth");
+    let write = |name: &str, text: &str| {
+        let p = secrets.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    // The same token file serves both sides; for basic auth the gateway's
+    // file holds user:password and Prometheus' password_file the password.
+    let token = write("token", "e2e-T0ken.with~chars/+=\n");
+    let basic = write("basic", "prometheus:pass word\n");
+    let password = write("password", "pass word\n");
+    let bearer_gw = Gateway::start(&["--drain-on-scrape", "--scrape-auth-file", &token]);
+    let basic_gw = Gateway::start(&["--drain-on-scrape", "--scrape-auth-file", &basic]);
+    let prom = Prometheus::start_with_scrape_configs(&format!(
+        "  - job_name: bearer\n    honor_labels: true\n    \
+         authorization:\n      credentials_file: {token}\n    \
+         static_configs:\n      - targets: ['{bearer}']\n\
+         \x20 - job_name: basic\n    honor_labels: true\n    \
+         basic_auth:\n      username: prometheus\n      password_file: {password}\n    \
+         static_configs:\n      - targets: ['{basic}']\n\
+         \x20 - job_name: thief\n    honor_labels: true\n    \
+         static_configs:\n      - targets: ['{bearer}']\n",
+        bearer = bearer_gw.addr,
+        basic = basic_gw.addr,
+    ));
+    // Pushed once each: in drain mode, a thief that could scrape would
+    // take them away from the authorized jobs for good.
+    assert_eq!(bearer_gw.push("e2e_auth{via=\"bearer\"} 7\n"), "");
+    assert_eq!(basic_gw.push("e2e_auth{via=\"basic\"} 8\n"), "");
+    for (via, value, gw) in [("bearer", "7", &bearer_gw), ("basic", "8", &basic_gw)] {
+        prom.query_until(
+            gw,
+            &format!("max_over_time(e2e_auth{{via=\"{via}\"}}[1h])"),
+            &format!("the {via} sample in Prometheus"),
+            || {},
+            |a| has_value(a, value),
+        );
+        prom.query_until(
+            gw,
+            &format!("up{{job=\"{via}\"}}"),
+            &format!("the {via} job up"),
+            || {},
+            |a| has_value(a, "1"),
+        );
+    }
+    prom.query_until(
+        &bearer_gw,
+        "up{job=\"thief\"}",
+        "the job without the credential down",
+        || {},
+        |a| has_value(a, "0"),
+    );
+    let targets = prom.api("targets?state=active");
+    assert!(
+        targets.contains("401"),
+        "the thief's target should show the 401:\n{targets}"
+    );
+    // Everything was drained by the authorized scrapes, nothing is left
+    // for anyone (the local socket needs no credential).
+    for gw in [&bearer_gw, &basic_gw] {
+        let mut s = gw.connect();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: l\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut reply = String::new();
+        std::io::Read::read_to_string(&mut s, &mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+        assert!(!reply.contains("e2e_auth"), "not drained:\n{reply}");
+    }
 }

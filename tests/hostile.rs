@@ -18,6 +18,10 @@
 //! * security: the TCP port never changes anything; the push socket
 //!   appears with its final mode; a symlink, a non-socket file or a live
 //!   socket at `--socket` is refused and left as it was.
+//! * open port and faults: the thief in drain mode gets 401 and takes
+//!   nothing (`--scrape-auth-file`, bearer and basic); accept errors past
+//!   the fd limit are logged rate-limited and the gateway recovers; a
+//!   stopped instance with a full backlog does not hang the next one.
 //!
 //! The flood runs 100,000 series here; the full 1,000,000 is `#[ignore]`d
 //! (about a minute in a debug build):
@@ -981,4 +985,338 @@ fn a_small_protobuf_push_cannot_inflate_memory() {
     assert_eq!(status, 400, "{reply}");
     scrape_valid(&gw);
     assert_rss_bounded(&gw, before, RSS_GROWTH_MAX_KIB, "a 10 KB protobuf push");
+}
+
+// ---- open port and faults ----
+
+/// Sends `signal` (e.g. "STOP") to the gateway.
+fn signal(gw: &Gateway, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(gw.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal}");
+}
+
+/// Regression: the check whether another instance holds the socket was a
+/// blocking connect, so a stopped first instance (SIGSTOP) whose backlog
+/// had filled hung the second one for ever instead of refusing it.
+#[test]
+fn a_stopped_instance_with_a_full_backlog_does_not_hang_the_next() {
+    // The backlog is `net.core.somaxconn` (4096 by default) connections,
+    // each a descriptor here: raise this process's soft limit if it is
+    // lower (best effort; the hard limit stays).
+    let _ = Command::new("prlimit")
+        .arg(format!("--pid={}", std::process::id()))
+        .arg("--nofile=16384:")
+        .stderr(Stdio::null())
+        .status();
+    let gw = Gateway::start(&[]);
+    signal(&gw, "STOP");
+    // Fill the stopped gateway's backlog until the kernel says "try again".
+    let mut held = Vec::new();
+    let full = loop {
+        match mio::net::UnixStream::connect(&gw.socket) {
+            Ok(s) => held.push(s),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break true,
+            Err(e) => panic!(
+                "connect {} failed: {e}; this test needs more open files than \
+                 net.core.somaxconn (ulimit -n)",
+                held.len()
+            ),
+        }
+        if held.len() > 70_000 {
+            break false;
+        }
+    };
+    assert!(full, "the backlog never filled");
+    let out = wait_exit(spawn_on(&gw.socket, &[]).0);
+    signal(&gw, "CONT");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in use"), "{stderr}");
+    // The first instance resumes, works through the abandoned backlog and
+    // serves as before.
+    drop(held);
+    let deadline = Instant::now() + WAIT;
+    while !gw.push("still_first 1\n").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the first instance never recovered"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gw.scrape().contains("still_first 1\n"));
+}
+
+/// Starts the gateway with at most `nofile` open files (through `sh`'s
+/// `ulimit -n`), its log at `info` into `log`; waits until it answers.
+fn start_with_fd_limit(nofile: u32, log: &Path) -> Gateway {
+    let dir = TempDir::new("nofile");
+    let socket = dir.path().join("push.sock");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let gateway = gateway_command();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+        .arg(gateway.get_program())
+        .args(gateway.get_args())
+        .arg("--no-self-metrics")
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--listen", &addr.to_string()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + WAIT;
+    while UnixStream::connect(&socket).is_err() || TcpStream::connect(addr).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "exited at start-up");
+        assert!(Instant::now() < deadline, "did not start");
+        thread::sleep(Duration::from_millis(20));
+    }
+    Gateway {
+        child,
+        socket,
+        addr,
+        dir,
+    }
+}
+
+/// Regression: with its file descriptors used up (EMFILE), the gateway
+/// logged a warning at every accept retry, ten a second for as long as the
+/// connections stayed; now at most `WARN_BURST` per `WARN_WINDOW`, and it
+/// accepts again once connections close.
+#[test]
+fn accept_errors_past_the_fd_limit_are_logged_rate_limited_and_it_recovers() {
+    use push_gateway::limits::{ACCEPT_RETRY, WARN_BURST, WARN_WINDOW};
+    let logs = TempDir::new("emfile-log");
+    let log = logs.path().join("stderr.log");
+    let gw = start_with_fd_limit(24, &log);
+    settle();
+    // Far more connections than descriptors: the kernel completes them and
+    // the gateway cannot accept the rest.
+    let held: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(gw.addr).unwrap())
+        .collect();
+    let warnings = |text: &str| text.matches("accept failed").count();
+    let deadline = Instant::now() + WAIT;
+    while warnings(&std::fs::read_to_string(&log).unwrap()) == 0 {
+        assert!(Instant::now() < deadline, "no accept error was logged");
+        thread::sleep(Duration::from_millis(20));
+    }
+    // Long enough for five times more retries than the burst allows, and
+    // shorter than a window, so it spans at most two (and shorter than the
+    // request timeout, which would free descriptors).
+    let hold = ACCEPT_RETRY * (5 * WARN_BURST);
+    assert!(hold < WARN_WINDOW && hold < REQUEST_TIMEOUT);
+    thread::sleep(hold);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        warnings(&text) <= 2 * WARN_BURST as usize,
+        "{} accept warnings in {hold:?}; at most {WARN_BURST} per {WARN_WINDOW:?}:\n{text}",
+        warnings(&text)
+    );
+    assert!(text.contains("Too many open files"), "{text}");
+    drop(held);
+    // Once the connections close, accepting works again.
+    let deadline = Instant::now() + WAIT;
+    while !gw.push("after_emfile 1\n").is_empty() {
+        assert!(Instant::now() < deadline, "pushes never worked again");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(scrape_valid(&gw).contains("after_emfile 1\n"));
+}
+
+/// Sends `requests` one after another on one keep-alive TCP connection and
+/// reads the responses: (status, head, body) each.
+fn tcp_exchange(gw: &Gateway, requests: &[String]) -> Vec<(u16, String, String)> {
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut answers = Vec::new();
+    let mut buf = Vec::new();
+    for req in requests {
+        s.write_all(req.as_bytes()).unwrap();
+        // Read one response: a head, then Content-Length bytes.
+        let (head_len, length) = loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                break (end + 4, length);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed before a response to {req:?}");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head_only = req.starts_with("HEAD ");
+        let want = head_len + if head_only { 0 } else { length };
+        while buf.len() < want {
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed inside a response to {req:?}");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let text = String::from_utf8_lossy(&buf[..want]).into_owned();
+        answers.push(split_response(&text));
+        buf.drain(..want);
+    }
+    answers
+}
+
+/// A request for `path` on the TCP port with `headers` (each ending in
+/// CRLF), kept alive.
+fn get_with(method: &str, path: &str, headers: &str) -> String {
+    format!("{method} {path} HTTP/1.1\r\nHost: t\r\n{headers}\r\n")
+}
+
+/// Regression ("the thief in drain mode"): with `--drain-on-scrape`,
+/// anyone who reached the TCP port took the samples away from Prometheus
+/// by scraping first. With `--scrape-auth-file`, a scrape without the
+/// credential gets 401 and takes nothing; health checks stay open; the
+/// authenticated scrape gets (and drains) every sample; local scrapes on
+/// the socket need no credential.
+#[test]
+fn the_thief_in_drain_mode_gets_401_and_takes_nothing() {
+    let secrets = TempDir::new("thief");
+    let token_file = secrets.path().join("token");
+    std::fs::write(&token_file, "s3cr3t-token\n").unwrap();
+    let gw = Gateway::start(&[
+        "--drain-on-scrape",
+        "--scrape-auth-file",
+        token_file.to_str().unwrap(),
+    ]);
+    assert_eq!(gw.push("loot{n=\"1\"} 1\nloot{n=\"2\"} 2\n"), "");
+
+    let thief = [
+        get_with("GET", "/metrics", ""),
+        get_with("GET", "/metrics", "Authorization: Bearer s3cr3t-tokem\r\n"),
+        get_with("GET", "/metrics", "Authorization: Bearer s3cr3t-toke\r\n"),
+        get_with("GET", "/metrics", "Authorization: Bearer s3cr3t-token-\r\n"),
+        get_with(
+            "GET",
+            "/metrics",
+            "Authorization: Basic czNjcjN0LXRva2Vu\r\n",
+        ),
+        get_with("GET", "/metrics", "Authorization: s3cr3t-token\r\n"),
+        get_with("HEAD", "/metrics", ""),
+        get_with("GET", "/metrics?drain=1", ""),
+        get_with("GET", "/", ""),
+        get_with("GET", "/nowhere", ""),
+        get_with("PUT", "/metrics/job/x", "Content-Length: 0\r\n"),
+    ];
+    for (req, (status, head, body)) in thief.iter().zip(tcp_exchange(&gw, &thief)) {
+        assert_eq!(status, 401, "{req:?} got:\n{head}\n\n{body}");
+        assert!(
+            head.contains("\r\nWWW-Authenticate: Bearer realm=\"push-gateway\""),
+            "{req:?}: {head}"
+        );
+        assert!(!body.contains("loot"), "{req:?} leaked the page: {body}");
+    }
+    // Health checks need no credential.
+    for path in ["/-/healthy", "/-/ready"] {
+        let (status, _, body) = gw.get(path);
+        assert_eq!((status, body.as_str()), (200, "OK\n"), "{path}");
+    }
+    // Nothing was taken: the scraper with the credential gets every sample,
+    // once.
+    let owner = get_with("GET", "/metrics", "Authorization: Bearer s3cr3t-token\r\n");
+    let answers = tcp_exchange(&gw, &[owner.clone(), owner]);
+    let (status, _, page) = &answers[0];
+    assert_eq!(*status, 200);
+    assert!(
+        page.contains("loot{n=\"1\"} 1\n") && page.contains("loot{n=\"2\"} 2\n"),
+        "the thief took samples:\n{page}"
+    );
+    assert_eq!(answers[1].0, 200);
+    assert!(
+        !answers[1].2.contains("loot"),
+        "not drained: {}",
+        answers[1].2
+    );
+    // curl, as a client would send it.
+    assert_eq!(gw.push("loot{n=\"3\"} 3\n"), "");
+    let curl_tcp = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+            .args(args)
+            .arg(format!("http://{}/metrics", gw.addr))
+            .output()
+            .expect("curl: run tests/e2e/install.sh");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stolen = curl_tcp(&[]);
+    assert!(
+        stolen.ends_with("\n401") && !stolen.contains("loot"),
+        "{stolen}"
+    );
+    let got = curl_tcp(&["--oauth2-bearer", "s3cr3t-token"]);
+    assert!(
+        got.ends_with("\n200") && got.contains("loot{n=\"3\"} 3\n"),
+        "{got}"
+    );
+    // A local scrape on the socket needs no credential, and drains.
+    assert_eq!(gw.push("loot{n=\"4\"} 4\n"), "");
+    let (status, reply) = unix_http(
+        &gw,
+        b"GET /metrics HTTP/1.1\r\nHost: l\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("loot{n=\"4\"} 4\n"), "{reply}");
+    let (_, reply) = unix_http(
+        &gw,
+        b"GET /metrics HTTP/1.1\r\nHost: l\r\nConnection: close\r\n\r\n",
+    );
+    assert!(!reply.contains("loot"), "{reply}");
+}
+
+/// The same with basic auth: `user:password` in the file, sent by curl
+/// `-u`; a wrong password or user is a 401 with a Basic challenge.
+#[test]
+fn basic_auth_scrapers_with_the_wrong_password_take_nothing() {
+    let secrets = TempDir::new("basic");
+    let file = secrets.path().join("basic");
+    std::fs::write(&file, "prom:se cret:x\n").unwrap();
+    let gw = Gateway::start(&[
+        "--drain-on-scrape",
+        "--scrape-auth-file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(gw.push("loot 1\n"), "");
+    let curl_tcp = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "-D", "-", "-o", "-"])
+            .args(args)
+            .arg(format!("http://{}/metrics", gw.addr))
+            .output()
+            .expect("curl: run tests/e2e/install.sh");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for wrong in [
+        vec![],
+        vec!["-u", "prom:se cret"],
+        vec!["-u", "prom:se cret:y"],
+        vec!["-u", "Prom:se cret:x"],
+        vec!["--oauth2-bearer", "prom:se cret:x"],
+    ] {
+        let reply = curl_tcp(&wrong);
+        assert!(reply.starts_with("HTTP/1.1 401 "), "{wrong:?}: {reply}");
+        assert!(
+            reply.contains("WWW-Authenticate: Basic realm=\"push-gateway\""),
+            "{wrong:?}: {reply}"
+        );
+        assert!(!reply.contains("loot"), "{wrong:?}: {reply}");
+    }
+    let reply = curl_tcp(&["-u", "prom:se cret:x"]);
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+    assert!(reply.contains("\nloot 1\n"), "{reply}");
+    let reply = curl_tcp(&["-H", "Authorization: Basic cHJvbTpzZSBjcmV0Ong="]);
+    assert!(
+        reply.starts_with("HTTP/1.1 200 ") && !reply.contains("loot"),
+        "{reply}"
+    );
 }

@@ -88,6 +88,45 @@ fn sigterm_under_load_exits_0_quickly_and_removes_the_socket() {
     assert!(!socket.exists());
 }
 
+/// Regression: SIGHUP (a closing terminal, or a habitual "reload") ended
+/// the gateway by its default action, leaving the socket file behind.
+#[test]
+fn sighup_is_logged_and_ignored_then_sigterm_still_cleans_up() {
+    let logs = TempDir::new("hup-log");
+    let log_path = logs.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut gw = Gateway::start_with(&["--no-self-metrics"], |cmd| {
+        cmd.env("RUST_LOG", "info").stderr(log);
+    });
+    let socket = gw.socket.clone();
+    for round in 1..=3 {
+        kill(&gw.child, "HUP");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if text.matches("SIGHUP ignored").count() >= round {
+                break;
+            }
+            assert!(
+                gw.child.try_wait().unwrap().is_none(),
+                "SIGHUP ended the gateway:\n{text}"
+            );
+            assert!(Instant::now() < deadline, "no log line for SIGHUP:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(gw.child.try_wait().unwrap().is_none(), "SIGHUP ended it");
+        assert!(socket.exists(), "the socket is gone after SIGHUP");
+        assert_eq!(gw.push(&format!("after_hup {round}\n")), "");
+        assert_eq!(
+            value_of(&gw.scrape(), "after_hup").as_deref(),
+            Some(round.to_string().as_str())
+        );
+    }
+    kill(&gw.child, "TERM");
+    assert_eq!(wait_exit(&mut gw.child, Duration::from_secs(2)), Some(0));
+    assert!(!socket.exists(), "SIGTERM removes the socket as before");
+}
+
 #[test]
 fn a_response_in_flight_is_finished_on_shutdown() {
     let mut gw = Gateway::start(&["--cache-bytes", "4MiB"]);

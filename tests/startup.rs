@@ -220,3 +220,219 @@ fn a_port_in_use_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("address in use"), "{}", stderr(&out));
 }
+
+/// Regression: a start-up failure after the push socket was created (here
+/// the TCP port in use) left the socket file behind, and the error was
+/// printed twice (once logged, once on stderr).
+#[test]
+fn a_failed_start_removes_its_socket_and_says_why_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = TempDir::new("port-cleanup");
+    let socket = dir.path().join("push.sock");
+    for log in ["info", "error", "off"] {
+        let mut child = gateway_command()
+            .args(["--socket", socket.to_str().unwrap(), "--listen", &addr])
+            .env("RUST_LOG", log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        while child.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "kept running");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "RUST_LOG={log}");
+        let err = stderr(&out);
+        assert_eq!(
+            err.matches("address in use").count(),
+            1,
+            "RUST_LOG={log}: the error should be printed exactly once:\n{err}"
+        );
+        assert!(
+            std::fs::symlink_metadata(&socket).is_err(),
+            "RUST_LOG={log}: the socket file was left behind"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}
+
+/// A socket path of exactly `len` bytes in a fresh directory.
+fn socket_path_of(dir: &TempDir, len: usize) -> std::path::PathBuf {
+    let base = dir.path().as_os_str().len() + 1;
+    assert!(len > base + 5, "the temporary directory is too long");
+    let name = format!("{}.sock", "p".repeat(len - base - 5));
+    let path = dir.path().join(name);
+    assert_eq!(path.as_os_str().len(), len);
+    path
+}
+
+/// Regression: the socket was bound under a staging name longer than the
+/// final path, so paths near the `sun_path` limit failed to start.
+#[test]
+fn a_socket_path_of_107_bytes_works_and_108_is_a_clear_error() {
+    let dir = TempDir::new("sun");
+    let path = socket_path_of(&dir, 107);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = gateway_command()
+        .args(["--no-self-metrics", "--socket", path.to_str().unwrap()])
+        .args(["--listen", &addr])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut conn = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!("a 107-byte socket path failed: {status}: {}", stderr(&out));
+        }
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&path) {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    use std::io::{Read, Write};
+    conn.write_all(b"long_path_ok 1\n").unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "");
+    let (status, _, body) = http_request(
+        addr.parse().unwrap(),
+        "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("long_path_ok 1\n"), "{body}");
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    // Only the socket: no staging directory left next to it.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    assert!(!path.exists(), "the socket is removed on exit");
+
+    let too_long = socket_path_of(&dir, 108);
+    let out = run_failing(&["--socket", too_long.to_str().unwrap(), "--listen", &addr]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is 108 bytes; Unix socket paths are at most 107 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// A `/proc/PID/status` field of the gateway, in kB; `None` under a cross
+/// runner, where /proc shows the emulator.
+fn status_kib(gw: &Gateway, field: &str) -> Option<u64> {
+    if std::env::var_os("PUSH_GATEWAY_TEST_RUNNER").is_some_and(|r| !r.is_empty()) {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", gw.child.id())).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Regression: `--cache-bytes 1GiB`, as README writes the largest budget,
+/// was refused (no GiB suffix); and 1024MiB mapped three times the budget
+/// (3.1 GiB of VmSize), the renderer reserving twice the budget for the
+/// page and room to sort the most series it could hold, up front.
+#[test]
+fn a_1gib_budget_is_accepted_and_maps_little_more_than_the_budget() {
+    const BUDGET_KIB: u64 = 1 << 20;
+    // The budget, a quarter of it for pages and sort order grown by use,
+    // and the binary, its libraries and stacks (about 6 MB at 10 KiB).
+    const VMSIZE_MAX_KIB: u64 = BUDGET_KIB + BUDGET_KIB / 4 + 64 * 1024;
+    let gw = Gateway::start(&["--cache-bytes", "1GiB"]);
+    let lines: String = (0..1000)
+        .map(|i| format!("vm_probe{{n=\"{i}\"}} {i}\n"))
+        .collect();
+    assert_eq!(gw.push(&lines), "");
+    let page = gw.scrape_until("the pushed series", |p| p.contains("vm_probe{n=\"999\"}"));
+    assert!(page.contains("vm_probe{n=\"0\"} 0\n"));
+    let (Some(size), Some(rss)) = (status_kib(&gw, "VmSize"), status_kib(&gw, "VmRSS")) else {
+        return;
+    };
+    eprintln!("--cache-bytes 1GiB: VmSize {size} kB, VmRSS {rss} kB");
+    assert!(
+        size <= VMSIZE_MAX_KIB,
+        "VmSize {size} kB at a 1 GiB budget; at most {VMSIZE_MAX_KIB} kB expected"
+    );
+}
+
+/// A missing, empty, unreadable or malformed `--scrape-auth-file` is a
+/// start-up error naming the flag and saying what the file must hold; the
+/// secret itself is never printed. The variable works as the flag does.
+#[test]
+fn a_bad_scrape_auth_file_is_a_clear_start_up_error() {
+    let dir = TempDir::new("authfile");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let missing = dir.path().join("missing").to_str().unwrap().to_string();
+    let cases = [
+        (missing.clone(), "cannot read"),
+        (write("empty", ""), "empty"),
+        (write("blank", " \n\n"), "empty"),
+        (write("two", "hunter2\nhunter3\n"), "more than one line"),
+        (write("nouser", ":hunter2\n"), "empty user name"),
+        (write("spaces", "hunter 2\n"), "no spaces"),
+        // A directory cannot be read as a file, even by root.
+        (dir.path().to_str().unwrap().to_string(), "cannot read"),
+    ];
+    for (path, says) in &cases {
+        let socket = dir.path().join("push.sock");
+        let out = run_failing(&[
+            "--socket",
+            socket.to_str().unwrap(),
+            "--scrape-auth-file",
+            path,
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{path}: {err}");
+        assert!(err.contains("--scrape-auth-file"), "{path}: {err}");
+        assert!(err.contains(says), "{path}: want {says:?} in: {err}");
+        assert!(
+            !err.contains("hunter"),
+            "{path}: the secret was printed: {err}"
+        );
+        assert!(!socket.exists(), "{path}: a socket was created");
+    }
+    let out = gateway_command()
+        .env("PUSH_GATEWAY_SCRAPE_AUTH_FILE", &missing)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--scrape-auth-file"),
+        "{}",
+        stderr(&out)
+    );
+
+    // From the environment, the credential is required on the TCP port.
+    let token = write("token", "from-env\n");
+    let gw = Gateway::start_with(&[], |cmd| {
+        cmd.env("PUSH_GATEWAY_SCRAPE_AUTH_FILE", &token);
+    });
+    assert_eq!(gw.get("/metrics").0, 401);
+    let (status, _, _) = http_request(
+        gw.addr,
+        "GET /metrics HTTP/1.1\r\nAuthorization: Bearer from-env\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+}

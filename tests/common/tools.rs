@@ -66,6 +66,15 @@ impl Prometheus {
     /// `target` every second with `honor_labels: true` under job
     /// `push-gateway`, and waits until `/-/ready` answers 200.
     pub fn start(target: SocketAddr) -> Prometheus {
+        Self::start_with_scrape_configs(&format!(
+            "  - job_name: push-gateway\n    honor_labels: true\n    \
+             static_configs:\n      - targets: ['{target}']\n"
+        ))
+    }
+
+    /// Like `start`, with `scrape_configs` (YAML list items, indented by
+    /// two spaces) as the config's scrape jobs, every 1 s.
+    pub fn start_with_scrape_configs(scrape_configs: &str) -> Prometheus {
         let bin = require_tool("prometheus");
         let dir = TempDir::new("prom");
         let config = dir.path().join("prometheus.yml");
@@ -73,8 +82,7 @@ impl Prometheus {
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: push-gateway\n    honor_labels: true\n    \
-                 static_configs:\n      - targets: ['{target}']\n"
+                 scrape_configs:\n{scrape_configs}"
             ),
         )
         .unwrap();
