@@ -19,6 +19,8 @@
 #[path = "differential/cases.rs"]
 mod cases;
 mod common;
+#[path = "differential/json.rs"]
+mod json;
 #[path = "differential/page.rs"]
 mod page;
 #[path = "differential/wire.rs"]
@@ -216,6 +218,19 @@ fn run_case(case: &Case, pgw: &mut Pushgateway) -> Divergence {
                         "request {n} `{label}`: the Pushgateway did not answer or close within the timeout"
                     ));
                 }
+                // The JSON API's answers are compared by content too.
+                if label.starts_with("GET /api/v1/metrics")
+                    && ours.statuses == [200]
+                    && theirs.statuses == [200]
+                {
+                    let (a, b) = (
+                        json::normalise(&ours.bodies[0]),
+                        json::normalise(&theirs.bodies[0]),
+                    );
+                    for l in multiset_diff(&a, &b) {
+                        d.page.push(format!("request {n} `{label}` JSON, {l}"));
+                    }
+                }
                 if classes(&ours.statuses) != classes(&theirs.statuses)
                     || ours.timed_out != theirs.timed_out
                 {
@@ -236,22 +251,7 @@ fn run_case(case: &Case, pgw: &mut Pushgateway) -> Divergence {
         pgw.barrier();
     }
     match (scrape(gw.addr), scrape(pgw.addr)) {
-        (Ok(ours), Ok(theirs)) => {
-            let mut count: BTreeMap<&str, i64> = BTreeMap::new();
-            for r in &ours {
-                *count.entry(r).or_default() += 1;
-            }
-            for r in &theirs {
-                *count.entry(r).or_default() -= 1;
-            }
-            for (r, c) in count {
-                if c > 0 {
-                    d.page.push(format!("push-gateway only: {r}"));
-                } else if c < 0 {
-                    d.page.push(format!("Pushgateway only:  {r}"));
-                }
-            }
-        }
+        (Ok(ours), Ok(theirs)) => d.page.extend(multiset_diff(&ours, &theirs)),
         // With its page broken the Pushgateway is no oracle for the page.
         (_, Err(e)) => d
             .notes
@@ -259,6 +259,27 @@ fn run_case(case: &Case, pgw: &mut Pushgateway) -> Divergence {
         (Err(e), _) => d.page.push(format!("push-gateway {e}")),
     }
     d
+}
+
+/// The records only one side has, as `push-gateway only: ...` and
+/// `Pushgateway only:  ...` lines.
+fn multiset_diff(ours: &[String], theirs: &[String]) -> Vec<String> {
+    let mut count: BTreeMap<&str, i64> = BTreeMap::new();
+    for r in ours {
+        *count.entry(r).or_default() += 1;
+    }
+    for r in theirs {
+        *count.entry(r).or_default() -= 1;
+    }
+    let mut out = Vec::new();
+    for (r, c) in count {
+        if c > 0 {
+            out.push(format!("push-gateway only: {r}"));
+        } else if c < 0 {
+            out.push(format!("Pushgateway only:  {r}"));
+        }
+    }
+    out
 }
 
 /// `case | sentence` lines; a name ending in `*` is a prefix.
@@ -566,4 +587,48 @@ fn case_files_build_the_requests_they_describe() {
 fn there_are_at_least_300_cases() {
     let n = load_cases().len();
     assert!(n >= 300, "only {n} cases");
+}
+
+/// The JSON comparison: key and group order, time stamps, push-time
+/// values and the barrier group do not matter; values, types and help do.
+#[test]
+fn json_comparison_ignores_order_and_times() {
+    let pgw = r#"{"status":"success","data":[{"labels":{"job":"differential_barrier"},"last_push_successful":true},
+        {"g":{"time_stamp":"2026-12-01T21:44:31.195404755Z","type":"UNTYPED","help":"The g\\.","metrics":[{"labels":{"a":"x\"y","instance":"i","job":"j"},"value":"NaN"}]},
+         "h":{"time_stamp":"2026-12-01T21:44:31Z","type":"HISTOGRAM","metrics":[{"buckets":{"+Inf":"3","0.5":"1"},"count":"3","labels":{"instance":"i","job":"j"},"sum":"4.5"}]},
+         "labels":{"instance":"i","job":"j"},"last_push_successful":true,
+         "push_time_seconds":{"time_stamp":"2026-12-01T21:44:31Z","type":"GAUGE","metrics":[{"labels":{"instance":"i","job":"j"},"value":"1.7961614711954048e+09"}]}},
+        {"labels":{"job":"k"},"last_push_successful":false}]}"#;
+    let ours = r#"{"data":[{"labels":{"job":"k"},"last_push_successful":false},{"labels":{"job":"j","instance":"i"},
+        "push_time_seconds":{"metrics":[{"value":"1796161000.5","labels":{"job":"j","instance":"i"}}],"type":"GAUGE","time_stamp":"2026-12-01T21:50:00Z"},
+        "h":{"type":"HISTOGRAM","time_stamp":"x","metrics":[{"labels":{"job":"j","instance":"i"},"sum":"4.5","count":"3","buckets":{"0.5":"1","+Inf":"3"}}]},
+        "last_push_successful":true,
+        "g":{"help":"The g\\.","type":"UNTYPED","time_stamp":"y","metrics":[{"value":"NaN","labels":{"job":"j","instance":"i","a":"x\"y"}}]}}],
+        "status":"success"}"#;
+    let (a, b) = (
+        json::normalise(pgw.as_bytes()),
+        json::normalise(ours.as_bytes()),
+    );
+    assert_eq!(a, b);
+    assert!(
+        a.iter().any(|l| l.contains("buckets.+Inf = \"3\"")),
+        "{a:#?}"
+    );
+    for (x, y) in [
+        (r#"{"v":"1"}"#, r#"{"v":"2"}"#),
+        (r#"{"type":"GAUGE"}"#, r#"{"type":"COUNTER"}"#),
+        (r#"{"help":"a"}"#, r#"{}"#),
+        (
+            r#"{"push_time_seconds":{"metrics":[{"value":"0"}]}}"#,
+            r#"{"push_time_seconds":{"metrics":[{"value":"5"}]}}"#,
+        ),
+        (r#"{"a":[1,1]}"#, r#"{"a":[1]}"#),
+    ] {
+        assert_ne!(
+            json::normalise(x.as_bytes()),
+            json::normalise(y.as_bytes()),
+            "{x} vs {y}"
+        );
+    }
+    assert!(json::normalise(b"<html>")[0].starts_with("not JSON"));
 }

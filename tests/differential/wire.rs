@@ -20,6 +20,8 @@ pub enum Target<'a> {
 pub struct Exchange {
     /// Final (non-1xx) status codes, in order.
     pub statuses: Vec<u16>,
+    /// The body of each of those responses (chunking undone).
+    pub bodies: Vec<Vec<u8>>,
     /// The first bytes of the reply, for messages.
     pub excerpt: String,
     /// The server did not close within [`EXCHANGE_TIMEOUT`].
@@ -51,8 +53,10 @@ pub fn exchange(target: &Target, bytes: &[u8]) -> Exchange {
     };
     let (buf, timed_out) = reply;
     let excerpt: String = String::from_utf8_lossy(&buf[..buf.len().min(1000)]).into_owned();
+    let (statuses, bodies) = responses(&buf);
     Exchange {
-        statuses: statuses(&buf),
+        statuses,
+        bodies,
         excerpt,
         timed_out,
     }
@@ -84,11 +88,12 @@ fn read_all(s: &mut impl Read) -> (Vec<u8>, bool) {
     }
 }
 
-/// The final status of every response in `buf`, skipping 1xx interim
-/// responses. Bodies are framed by Content-Length or chunking; a response
-/// head followed directly by another (HEAD) has an empty body.
-pub fn statuses(mut buf: &[u8]) -> Vec<u16> {
+/// The final status and body of every response in `buf`, skipping 1xx
+/// interim responses. Bodies are framed by Content-Length or chunking; a
+/// response head followed directly by another (HEAD) has an empty body.
+pub fn responses(mut buf: &[u8]) -> (Vec<u16>, Vec<Vec<u8>>) {
     let mut out = Vec::new();
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
     while buf.starts_with(b"HTTP/") {
         let Some(end) = find(buf, b"\r\n\r\n") else {
             break;
@@ -104,6 +109,8 @@ pub fn statuses(mut buf: &[u8]) -> Vec<u16> {
             continue;
         }
         out.push(status);
+        bodies.push(Vec::new());
+        let body = bodies.last_mut().unwrap();
         let header = |name: &str| {
             head.lines().skip(1).find_map(|l| {
                 let (n, v) = l.split_once(':')?;
@@ -118,7 +125,7 @@ pub fn statuses(mut buf: &[u8]) -> Vec<u16> {
         if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
             loop {
                 let Some(eol) = find(buf, b"\r\n") else {
-                    return out;
+                    return (out, bodies);
                 };
                 let size_text = String::from_utf8_lossy(&buf[..eol]).into_owned();
                 let size =
@@ -131,16 +138,19 @@ pub fn statuses(mut buf: &[u8]) -> Vec<u16> {
                     }
                     break;
                 }
+                body.extend_from_slice(&buf[..size.min(buf.len())]);
                 buf = &buf[(size + 2).min(buf.len())..];
             }
         } else if let Some(n) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+            body.extend_from_slice(&buf[..n.min(buf.len())]);
             buf = &buf[n.min(buf.len())..];
         } else {
             // Delimited by the close.
+            body.extend_from_slice(buf);
             break;
         }
     }
-    out
+    (out, bodies)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
