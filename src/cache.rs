@@ -1282,6 +1282,30 @@ impl Cache {
         bytes
     }
 
+    /// Whether family `name` has series that `group` does not hold
+    /// (streamed, or pushed by other groups); `false` when the cache has
+    /// no such family. A push may change the type of a family only it
+    /// holds; this walks the group's series, once per family whose type
+    /// the push changes.
+    pub fn family_held_elsewhere(&self, name: &str, group: Option<u32>) -> bool {
+        let key = name.as_bytes();
+        let Some(family) = self.find(KIND_FAMILY, key, hash(key)) else {
+            return false;
+        };
+        let total = self.field(family, F_FAMILY);
+        let mut own = 0;
+        if let Some(group) = group {
+            let mut id = self.field(group, F_FIRST);
+            while id != NIL {
+                if self.field(id, F_FAMILY) == family {
+                    own += 1;
+                }
+                id = self.field(id, F_NEXT);
+            }
+        }
+        total > own
+    }
+
     /// Bytes the series of `group` take, ids included.
     pub fn group_bytes(&self, group: u32) -> usize {
         self.field(group, F_GROUP_BYTES) as usize
@@ -1623,5 +1647,26 @@ mod tests {
         assert_eq!(c.family_type("x"), Some(MetricType::Gauge));
         assert_eq!(c.series_count(), 1);
         c.check_invariants();
+    }
+
+    #[test]
+    fn a_family_held_elsewhere_is_one_with_series_outside_the_group() {
+        let mut c = Cache::new(8192);
+        let f = Family {
+            name: "m",
+            kind: MetricType::Counter,
+            help: None,
+        };
+        let a = c.group_open(b"job=\"a\"", 0, 1000).unwrap();
+        c.group_set(a, &f, b"m{job=\"a\"}", 1.0, 0).unwrap();
+        c.group_close(a, 0, 1000, 1.0);
+        assert!(!c.family_held_elsewhere("m", Some(a)));
+        assert!(c.family_held_elsewhere("m", None));
+        assert!(!c.family_held_elsewhere("other", Some(a)));
+        let b = c.group_open(b"job=\"b\"", 0, 1000).unwrap();
+        c.group_close(b, 0, 1000, 1.0);
+        assert!(c.family_held_elsewhere("m", Some(b)));
+        c.set(&f, b"m{s=\"1\"}", 1.0, 0, 1000).unwrap();
+        assert!(c.family_held_elsewhere("m", Some(a)));
     }
 }

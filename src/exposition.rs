@@ -18,6 +18,8 @@ use nom::bytes::complete::take_while;
 
 use crate::bytes;
 use crate::limits::{LINE_MAX_BYTES, MAX_LABELS};
+pub use crate::value::parse_value;
+use crate::value::small_integer;
 
 /// The metric types of `# TYPE` lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,15 +42,18 @@ impl MetricType {
         }
     }
 
+    /// The type a `# TYPE` line names, in any case (as the Pushgateway's
+    /// parser reads it).
     pub fn from_name(s: &str) -> Option<MetricType> {
-        Some(match s {
-            "counter" => MetricType::Counter,
-            "gauge" => MetricType::Gauge,
-            "histogram" => MetricType::Histogram,
-            "summary" => MetricType::Summary,
-            "untyped" => MetricType::Untyped,
-            _ => return None,
-        })
+        [
+            MetricType::Counter,
+            MetricType::Gauge,
+            MetricType::Histogram,
+            MetricType::Summary,
+            MetricType::Untyped,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(s))
     }
 
     /// Compact code used inside the cache.
@@ -193,6 +198,12 @@ pub enum LineError {
     LabelValue,
     Escape,
     DuplicateLabel,
+    /// A label name starting with `__`, which Prometheus keeps for itself
+    /// (`__name__` on a pushed sample makes Prometheus reject the page).
+    ReservedLabel,
+    /// The label `__name__`: refused as the others, but the Pushgateway
+    /// refuses it while parsing, the others when checking the push.
+    NameLabel,
     TooManyLabels,
     Value,
     Timestamp,
@@ -222,6 +233,9 @@ impl LineError {
                 "invalid escape in label value: only \\\\, \\\" and \\n are allowed"
             }
             LineError::DuplicateLabel => "duplicate label name: give each label once",
+            LineError::ReservedLabel | LineError::NameLabel => {
+                "label names starting with __ (such as __name__) are reserved for Prometheus: rename the label"
+            }
             LineError::TooManyLabels => "too many labels: the limit is 32 per sample",
             LineError::Value => "invalid value: use a number such as 1, -3.5e-7, NaN, +Inf or -Inf",
             LineError::Timestamp => {
@@ -244,6 +258,7 @@ impl LineError {
             LineError::NotUtf8 => "utf8",
             LineError::Timestamp => "timestamp",
             LineError::Value => "value",
+            LineError::ReservedLabel | LineError::NameLabel => "reserved",
             LineError::HelpSyntax
             | LineError::HelpEscape
             | LineError::TypeSyntax
@@ -448,16 +463,30 @@ pub fn parse_text(line: &str) -> Result<Line<'_>, LineError> {
     }
     let b = line.as_bytes();
     let mut end = b.len();
-    while end > 0 && (is_blank_byte(b[end - 1]) || b[end - 1] == b'\r') {
+    // Carriage returns of CRLF line ends, however many: a HELP text ending
+    // in one would be written back as a line the parser reads otherwise.
+    while end > 0 && b[end - 1] == b'\r' {
         end -= 1;
     }
     let start = skip_blanks(&b[..end], 0);
+    if b.get(start) == Some(&b'#') {
+        // Trailing blanks are part of a HELP text, as the Pushgateway keeps
+        // them; the other comments trim their own.
+        return parse_comment(blanks(&line[start + 1..end]));
+    }
+    while end > start && (is_blank_byte(b[end - 1]) || b[end - 1] == b'\r') {
+        end -= 1;
+    }
     let line = &line[start..end];
     match line.as_bytes().first() {
         None => Ok(Line::Ignored),
-        Some(b'#') => parse_comment(blanks(&line[1..])),
-        Some(_) => parse_sample(line),
+        _ => parse_sample(line),
     }
+}
+
+/// `i` without blanks at its end.
+fn trim_end_blanks(i: &str) -> &str {
+    i.trim_end_matches(is_blank)
 }
 
 // Out of line: inlined, comments made `parse_text` save and restore more
@@ -467,24 +496,34 @@ fn parse_comment(i: &str) -> Result<Line<'_>, LineError> {
     let n = span(i.as_bytes(), |b| !is_blank_byte(b));
     let (rest, keyword) = (&i[n..], &i[..n]);
     match keyword {
+        // As the Pushgateway's parser: a HELP or TYPE line that ends
+        // before its text or type (or even its name) is a comment.
+        "HELP" | "TYPE" if trim_end_blanks(rest).is_empty() => Ok(Line::Ignored),
         "HELP" => {
             let (text, name) = metric_name(blanks(rest)).map_err(|_| LineError::HelpSyntax)?;
             if !(text.is_empty() || text.starts_with(is_blank)) {
                 return Err(LineError::HelpSyntax);
             }
             let text = blanks(text);
+            if text.is_empty() {
+                return Ok(Line::Ignored);
+            }
             check_help_escapes(text)?;
             Ok(Line::Help { name, text })
         }
         "TYPE" => {
             let (rest, name) = metric_name(blanks(rest)).map_err(|_| LineError::TypeSyntax)?;
+            let word = trim_end_blanks(blanks(rest));
+            if word.is_empty() {
+                return Ok(Line::Ignored);
+            }
             if !rest.starts_with(is_blank) {
                 return Err(LineError::TypeSyntax);
             }
-            let kind = MetricType::from_name(blanks(rest)).ok_or(LineError::UnknownType)?;
+            let kind = MetricType::from_name(word).ok_or(LineError::UnknownType)?;
             Ok(Line::Type { name, kind })
         }
-        "TTL" => Ok(Line::Ttl(blanks(rest))),
+        "TTL" => Ok(Line::Ttl(trim_end_blanks(blanks(rest)))),
         _ => Ok(Line::Ignored),
     }
 }
@@ -667,6 +706,13 @@ fn label_at(b: &[u8], at: usize) -> Result<([usize; 4], bool), LineError> {
             LineError::LabelName
         });
     }
+    if b[at] == b'_' && b.get(at + 1) == Some(&b'_') {
+        return Err(if &b[at..name_end] == b"__name__" {
+            LineError::NameLabel
+        } else {
+            LineError::ReservedLabel
+        });
+    }
     let (value_start, compact) = if b.get(name_end..name_end + 2) == Some(b"=\"") {
         (name_end + 2, true)
     } else {
@@ -710,67 +756,6 @@ fn sample_value(line: &str, at: usize) -> Result<f64, LineError> {
     Ok(value)
 }
 
-/// Parses a sample value as Go's `strconv.ParseFloat` does for the format:
-/// decimal and exponent forms, `NaN`, `+Inf`, `-Inf` (any case).
-pub fn parse_value(token: &str) -> Result<f64, LineError> {
-    // Most values are small integers: no need for the float parser.
-    if let Some(n) = small_integer(token.as_bytes()) {
-        return Ok(n as f64);
-    }
-    let plausible = token
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-    if !plausible {
-        return Err(LineError::Value);
-    }
-    token.parse::<f64>().map_err(|_| LineError::Value)
-}
-
-/// The value of 1 to 15 ASCII digits (exact as an `f64`), or `None` if
-/// `digits` is anything else.
-#[inline]
-fn small_integer(digits: &[u8]) -> Option<u64> {
-    if !(1..=15).contains(&digits.len()) {
-        return None;
-    }
-    let mut n = 0;
-    let mut rest = digits;
-    // Eight digits at a time: values are often counters of ten digits or
-    // more, and a byte loop costs about ten instructions a digit.
-    if let Some((eight, tail)) = rest.split_first_chunk::<8>() {
-        n = eight_digits(u64::from_le_bytes(*eight))?;
-        rest = tail;
-    }
-    for &d in rest {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n = n * 10 + u64::from(d - b'0');
-    }
-    Some(n)
-}
-
-/// The value of the eight ASCII digits in `w`, the first in its low byte,
-/// or `None` if a byte is not a digit: all eight at once (SWAR, as in
-/// Lemire's "Quickly parsing eight digits").
-fn eight_digits(w: u64) -> Option<u64> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let d = w.wrapping_sub(ONES * u64::from(b'0'));
-    // A digit leaves 0..=9 in its byte: no borrow (high bit clear) and
-    // still below 0x80 after adding 0x76. Other bytes fail one of the two.
-    if (d | d.wrapping_add(ONES * 0x76)) & (ONES * 0x80) != 0 {
-        return None;
-    }
-    // Each 16-bit lane's low byte becomes 10 * its first digit + its
-    // second; two multiplies then sum the four pairs, weighted 10^6, 10^4,
-    // 100 and 1, into the high 32 bits.
-    let pairs = d.wrapping_mul(10).wrapping_add(d >> 8);
-    let mask = 0x0000_00ff_0000_00ff;
-    let high = (pairs & mask).wrapping_mul(100 + (1_000_000 << 32));
-    let low = ((pairs >> 16) & mask).wrapping_mul(1 + (10_000 << 32));
-    Some(high.wrapping_add(low) >> 32)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -805,6 +790,15 @@ mod tests {
             ("x{ a = \"b\" , } 7", 7.0),
             ("a:b_c 8", 8.0),
             ("_x 9", 9.0),
+            // As Go's ParseFloat (the Pushgateway) reads them.
+            ("x inf", f64::INFINITY),
+            ("x -Infinity", f64::NEG_INFINITY),
+            ("x +infinity", f64::INFINITY),
+            ("x 1e-400", 0.0),
+            ("x .5", 0.5),
+            ("x 5.", 5.0),
+            ("x +5", 5.0),
+            ("x{_a=\"1\"} 10", 10.0),
         ] {
             assert_eq!(sample(line).value, value, "{line}");
         }
@@ -843,13 +837,36 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match parse_line(b"# HELP x") {
+        // Trailing blanks belong to the text, as the Pushgateway keeps them.
+        match parse_line(b"  # HELP x  spaced  \t\r") {
             Ok(Line::Help {
                 name: "x",
-                text: "",
+                text: "spaced  \t",
             }) => {}
             other => panic!("{other:?}"),
         }
+        // As the Pushgateway reads them: a HELP or TYPE line without its
+        // text is a comment, and type names are read in any case.
+        for line in [
+            "# HELP x",
+            "# HELP x   ",
+            "# HELP",
+            "# TYPE",
+            "# TYPE x",
+            "# TYPE x  ",
+        ] {
+            assert!(
+                matches!(parse_line(line.as_bytes()), Ok(Line::Ignored)),
+                "{line}"
+            );
+        }
+        assert!(matches!(
+            parse_line(b"# TYPE x GAUGE"),
+            Ok(Line::Type {
+                kind: MetricType::Gauge,
+                ..
+            })
+        ));
         for (line, kind) in [
             ("# TYPE x counter", MetricType::Counter),
             ("#TYPE x gauge", MetricType::Gauge),
@@ -895,6 +912,13 @@ mod tests {
             (b"x{a=\"b} 1", LineError::LabelValue),
             (b"x{a=\"\\t\"} 1", LineError::Escape),
             (b"x{a=\"1\",a=\"2\"} 1", LineError::DuplicateLabel),
+            (b"x{__name__=\"y\"} 1", LineError::NameLabel),
+            (b"x{a=\"1\", __x=\"2\"} 1", LineError::ReservedLabel),
+            (b"x 1e309", LineError::Value),
+            (b"x -1e309", LineError::Value),
+            (b"x -NaN", LineError::Value),
+            (b"x +nan", LineError::Value),
+            (b"x infinit", LineError::Value),
             (b"x", LineError::Value),
             (b"x{a=\"b\"}", LineError::Value),
             (b"x one", LineError::Value),
@@ -902,10 +926,9 @@ mod tests {
             (b"x 1 1700000000000", LineError::Timestamp),
             (b"x 1 -5", LineError::Timestamp),
             (b"x 1 two", LineError::Trailing),
-            (b"# HELP", LineError::HelpSyntax),
             (b"# HELP 9x text", LineError::HelpSyntax),
             (b"# HELP x bad \\t escape", LineError::HelpEscape),
-            (b"# TYPE x", LineError::TypeSyntax),
+            (b"# TYPE x-y gauge", LineError::TypeSyntax),
             (b"# TYPE x countr", LineError::UnknownType),
         ];
         for (line, want) in cases {
@@ -1000,32 +1023,6 @@ mod tests {
                 Some(LineError::DuplicateLabel),
                 "{repeat}"
             );
-        }
-    }
-
-    #[test]
-    fn integer_values() {
-        let mut digits = String::new();
-        for len in 1..=17 {
-            digits.push(char::from(b'0' + (len * 7 % 10) as u8));
-            let want: f64 = digits.parse().unwrap();
-            assert_eq!(parse_value(&digits), Ok(want), "{digits}");
-            assert_eq!(sample(&format!("x {digits}")).value, want, "{digits}");
-            // A byte that is not a digit, anywhere, goes to the float parser.
-            for at in 0..len {
-                for c in [b'/', b':', b'.', b'e', b' ', b'\0', 0x80, 0xb9] {
-                    let mut token = digits.clone().into_bytes();
-                    token[at] = c;
-                    let Ok(token) = String::from_utf8(token) else {
-                        continue;
-                    };
-                    assert_eq!(
-                        parse_value(&token).ok(),
-                        token.parse::<f64>().ok(),
-                        "{token:?}"
-                    );
-                }
-            }
         }
     }
 }

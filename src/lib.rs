@@ -15,8 +15,13 @@
 //! * [`http`]: HTTP/1.x request framing and response heads (httparse).
 //! * [`routes`]: what a request means (push, page, index) and its answer.
 //! * [`exposition`]: the text exposition format parser (nom).
-//! * [`ingest`]: what parsed lines mean for the cache (families, keys).
+//! * [`value`]: numbers of the format, read and written as Go does.
+//! * [`ingest`]: what parsed lines mean for the cache (families, types).
+//! * [`key`]: canonical series keys, with a push's grouping labels.
 //! * [`push`]: the Pushgateway-compatible HTTP push API (groups).
+//! * [`name_index`]: names of a push body, found by hash.
+//! * [`push_check`]: a push body checked by the Pushgateway's rules.
+//! * [`push_path`]: grouping keys and labels from push paths and queries.
 //! * [`protobuf`]: the delimited `MetricFamily` decoder for pushes.
 //! * [`cache`]: the byte-budgeted TTL cache.
 //! * [`render`]: the `/metrics` page.
@@ -34,13 +39,18 @@ pub mod event_loop;
 pub mod exposition;
 pub mod http;
 pub mod ingest;
+pub mod key;
 pub mod limits;
 pub mod listen;
+pub mod name_index;
 pub mod protobuf;
 pub mod push;
+pub mod push_check;
+pub mod push_path;
 pub mod render;
 pub mod routes;
 pub mod self_metrics;
 pub mod slab;
 pub mod systemd;
+pub mod value;
 pub mod warn_limit;

@@ -129,8 +129,10 @@ pub const RENDER_RESERVE_MAX_BYTES: usize = 1 << 20;
 /// the response head and the [`SELF_METRICS_MAX_BYTES`] of the gateway's
 /// own metrics sent with it); each connection may hold a
 /// push body of `max_body_bytes`; the shared push scratch holds a protobuf
-/// body's text (at most 8 times the larger of the budget and the body), and
-/// keys and entries of at most the budget each.
+/// body's text (at most 8 times the larger of the budget and the body),
+/// keys and entries of at most the budget each, and the index of the
+/// body's TYPE and HELP names (at most 3 times the body: about 30 bytes per
+/// name, and such a line has at least 10).
 pub fn worst_case_heap_bytes(
     cache_bytes: usize,
     max_connections: usize,
@@ -138,6 +140,7 @@ pub fn worst_case_heap_bytes(
 ) -> usize {
     let page = 2 * cache_bytes + 64 * 1024;
     let per_connection = PER_CONNECTION_MAX_BYTES + max_body_bytes + page;
-    let push_scratch = 8 * cache_bytes.max(max_body_bytes) + 2 * cache_bytes + max_body_bytes;
+    let push_scratch =
+        8 * cache_bytes.max(max_body_bytes) + 2 * cache_bytes + max_body_bytes + 3 * max_body_bytes;
     cache_bytes + max_connections * per_connection + READ_CHUNK_BYTES + push_scratch
 }

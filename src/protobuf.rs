@@ -9,18 +9,45 @@
 //! are supported; native histogram fields and exemplars are skipped. A
 //! timestamp is carried over so the text rules reject it as for text.
 //!
-//! Memory: none of its own; the output buffer is the caller's, and its
-//! growth is bounded by `limit`.
+//! Memory: an index of the body's family names (a pointer pair and a
+//! number per family, freed after the body); the output buffer is the
+//! caller's, and its growth is bounded by `limit`.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::limits::MAX_LABELS;
 use crate::render::write_value;
+use crate::value::write_go_float;
 
-/// Whether a `Content-Type` names the delimited protobuf format.
+/// Whether a `Content-Type` names the delimited `MetricFamily` format:
+/// `application/vnd.google.protobuf` with `proto=io.prometheus.client.MetricFamily`
+/// and `encoding=delimited`. Anything else is read as text, as the
+/// Pushgateway reads it (another `proto=` is no `MetricFamily` stream).
 pub fn is_protobuf(content_type: &str) -> bool {
-    let ct = content_type.trim().to_ascii_lowercase();
-    ct.starts_with("application/vnd.google.protobuf")
+    let mut parts = content_type.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/vnd.google.protobuf") {
+        return false;
+    }
+    let (mut proto, mut delimited) = (false, false);
+    for param in parts {
+        let Some((name, value)) = param.split_once('=') else {
+            continue;
+        };
+        let value = value.trim();
+        // A quoted value means the same (RFC 2045); names are case-blind.
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        match name.trim().to_ascii_lowercase().as_str() {
+            "proto" => proto = value == "io.prometheus.client.MetricFamily",
+            "encoding" => delimited = value == "delimited",
+            _ => {}
+        }
+    }
+    proto && delimited
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +58,15 @@ pub enum ProtoError {
     Utf8,
     TooManyLabels,
     TooLarge,
-    /// A metric or label name the text format cannot carry.
+    /// A metric name the text format cannot carry.
     Name,
+    /// A label name the text format cannot carry.
+    LabelName,
+    /// Field number 0, which no message has.
+    FieldZero,
+    /// A metric without the value of its family's type (a counter family's
+    /// metric with no `counter` field): the Pushgateway refuses it.
+    MissingValue,
 }
 
 impl fmt::Display for ProtoError {
@@ -50,7 +84,16 @@ impl fmt::Display for ProtoError {
             }
             ProtoError::TooManyLabels => "too many labels: the limit is 32 per sample",
             ProtoError::Name => {
-                "invalid metric or label name in the protobuf body: use [a-zA-Z_:][a-zA-Z0-9_:]* and [a-zA-Z_][a-zA-Z0-9_]*"
+                "invalid metric name in the protobuf body: use [a-zA-Z_:][a-zA-Z0-9_:]*"
+            }
+            ProtoError::LabelName => {
+                "invalid label name in the protobuf body: use [a-zA-Z_][a-zA-Z0-9_]*"
+            }
+            ProtoError::FieldZero => {
+                "invalid protobuf body: field number 0: send io.prometheus.client.MetricFamily messages"
+            }
+            ProtoError::MissingValue => {
+                "a metric lacks the value field of its family's type (e.g. a gauge value in a COUNTER family; an absent type means COUNTER): set the family's type or the metric's value"
             }
             ProtoError::TooLarge => {
                 "protobuf body too large once decoded: push fewer series per request"
@@ -121,6 +164,9 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         let tag = self.varint()?;
+        if tag >> 3 == 0 {
+            return Err(ProtoError::FieldZero);
+        }
         let value = match tag & 7 {
             0 => Value::Varint(self.varint()?),
             1 => {
@@ -168,11 +214,25 @@ const GAUGE_HISTOGRAM: u64 = 5;
 /// # Errors
 /// [`ProtoError`] for a malformed body or output over `limit`.
 pub fn to_text(body: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), ProtoError> {
+    // A family named again replaces the one before, as in the Pushgateway
+    // (which keeps the families of a push by name): only the last of each
+    // name is written. The names are read first, in a pass that copies
+    // nothing.
+    let mut last_of: HashMap<&[u8], usize> = HashMap::new();
     let mut stream = Reader::new(body);
-    while stream.pos < body.len() {
-        let len = usize::try_from(stream.varint()?).map_err(|_| ProtoError::Truncated)?;
+    let mut index = 0;
+    while let Some(len) = length_prefix(&mut stream)? {
+        last_of.insert(family_name(stream.take(len)?)?, index);
+        index += 1;
+    }
+    let mut stream = Reader::new(body);
+    let mut index = 0;
+    while let Some(len) = length_prefix(&mut stream)? {
         let family = stream.take(len)?;
-        write_family(family, out, limit)?;
+        if last_of.get(family_name(family)?) == Some(&index) {
+            write_family(family, out, limit)?;
+        }
+        index += 1;
         if out.len() > limit {
             return Err(ProtoError::TooLarge);
         }
@@ -180,16 +240,53 @@ pub fn to_text(body: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Proto
     Ok(())
 }
 
-fn write_family(msg: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), ProtoError> {
-    let (mut name, mut help, mut kind) = ("", "", UNTYPED);
+/// The length of the next message; `None` at the end of the body, or when
+/// the body ends inside the length itself, which the Pushgateway takes for
+/// the end too (a message cut short is an error).
+fn length_prefix(stream: &mut Reader) -> Result<Option<usize>, ProtoError> {
+    if stream.pos == stream.buf.len() {
+        return Ok(None);
+    }
+    match stream.varint() {
+        Ok(len) => usize::try_from(len)
+            .map(Some)
+            .map_err(|_| ProtoError::Truncated),
+        Err(ProtoError::Truncated) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The `name` field of a `MetricFamily` message (empty if absent).
+fn family_name(msg: &[u8]) -> Result<&[u8], ProtoError> {
+    let mut name: &[u8] = &[];
     let mut r = Reader::new(msg);
     while let Some((field, v)) = r.field()? {
-        match field {
-            1 => name = utf8(bytes_of(v))?,
-            2 => help = utf8(bytes_of(v))?,
-            3 => kind = v.u64(),
+        if let (1, Value::Bytes(b)) = (field, v) {
+            name = b;
+        }
+    }
+    Ok(name)
+}
+
+fn write_family(msg: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), ProtoError> {
+    // An absent type field is the enum's default, COUNTER (proto2 and
+    // proto3 alike): the Go client omits it for counters.
+    let (mut name, mut help, mut kind) = ("", "", COUNTER);
+    let mut r = Reader::new(msg);
+    // A field of another wire type than its own is skipped, as the
+    // Pushgateway's decoder skips it.
+    while let Some((field, v)) = r.field()? {
+        match (field, v) {
+            (1, Value::Bytes(b)) => name = utf8(b)?,
+            (2, Value::Bytes(b)) => help = utf8(b)?,
+            (3, Value::Varint(k)) => kind = k,
             _ => {}
         }
+    }
+    // A family without a name has no place on the page: the Pushgateway
+    // drops it (an empty message is one).
+    if name.is_empty() {
+        return Ok(());
     }
     if !crate::exposition::is_metric_name(name) {
         return Err(ProtoError::Name);
@@ -212,6 +309,8 @@ fn write_family(msg: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Proto
         GAUGE => "gauge",
         SUMMARY => "summary",
         HISTOGRAM | GAUGE_HISTOGRAM => "histogram",
+        UNTYPED => "untyped",
+        // Values a newer client model may add.
         _ => "untyped",
     };
     out.extend_from_slice(b"# TYPE ");
@@ -221,8 +320,8 @@ fn write_family(msg: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Proto
     out.push(b'\n');
     let mut r = Reader::new(msg);
     while let Some((field, v)) = r.field()? {
-        if field == 4 {
-            write_metric(name, kind, bytes_of(v), out, limit)?;
+        if let (4, Value::Bytes(metric)) = (field, v) {
+            write_metric(name, kind, metric, out, limit)?;
         }
     }
     Ok(())
@@ -232,7 +331,8 @@ fn write_family(msg: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Proto
 struct Metric<'a> {
     labels: [(&'a str, &'a str); MAX_LABELS],
     label_count: usize,
-    value: &'a [u8],
+    /// The value message of the family's type; `None` if absent.
+    value: Option<&'a [u8]>,
     timestamp_ms: Option<i64>,
 }
 
@@ -246,7 +346,7 @@ fn write_metric(
     let mut m = Metric {
         labels: [("", ""); MAX_LABELS],
         label_count: 0,
-        value: &[],
+        value: None,
         timestamp_ms: None,
     };
     let value_field = match kind {
@@ -257,20 +357,21 @@ fn write_metric(
         _ => 5,
     };
     let mut r = Reader::new(msg);
+    // Fields of another wire type than their own are skipped, as above.
     while let Some((field, v)) = r.field()? {
-        match field {
-            1 => {
+        match (field, v) {
+            (1, Value::Bytes(pair)) => {
                 let (mut ln, mut lv) = ("", "");
-                let mut pair = Reader::new(bytes_of(v));
+                let mut pair = Reader::new(pair);
                 while let Some((f, v)) = pair.field()? {
-                    match f {
-                        1 => ln = utf8(bytes_of(v))?,
-                        2 => lv = utf8(bytes_of(v))?,
+                    match (f, v) {
+                        (1, Value::Bytes(b)) => ln = utf8(b)?,
+                        (2, Value::Bytes(b)) => lv = utf8(b)?,
                         _ => {}
                     }
                 }
                 if !crate::exposition::is_label_name(ln) {
-                    return Err(ProtoError::Name);
+                    return Err(ProtoError::LabelName);
                 }
                 if m.label_count == MAX_LABELS {
                     return Err(ProtoError::TooManyLabels);
@@ -278,24 +379,27 @@ fn write_metric(
                 m.labels[m.label_count] = (ln, lv);
                 m.label_count += 1;
             }
-            6 => m.timestamp_ms = Some(v.u64() as i64),
-            f if f == value_field => m.value = bytes_of(v),
+            (6, Value::Varint(ts)) => m.timestamp_ms = Some(ts as i64),
+            (f, Value::Bytes(b)) if f == value_field => m.value = Some(b),
             _ => {}
         }
     }
+    let Some(value) = m.value else {
+        return Err(ProtoError::MissingValue);
+    };
     match kind {
-        SUMMARY => write_summary(name, &m, out, limit),
-        HISTOGRAM | GAUGE_HISTOGRAM => write_histogram(name, &m, out, limit),
+        SUMMARY => write_summary(name, &m, value, out, limit),
+        HISTOGRAM | GAUGE_HISTOGRAM => write_histogram(name, &m, value, out, limit),
         _ => {
             // Counter, Gauge and Untyped all keep their value in field 1.
-            let mut value = 0.0;
-            let mut r = Reader::new(m.value);
+            let mut number = 0.0;
+            let mut r = Reader::new(value);
             while let Some((f, v)) = r.field()? {
                 if f == 1 {
-                    value = v.f64();
+                    number = v.f64();
                 }
             }
-            write_sample(out, name, "", &m, None, value, limit)?;
+            write_sample(out, name, "", &m, None, number, limit)?;
             Ok(())
         }
     }
@@ -304,11 +408,12 @@ fn write_metric(
 fn write_summary(
     name: &str,
     m: &Metric,
+    value: &[u8],
     out: &mut Vec<u8>,
     limit: usize,
 ) -> Result<(), ProtoError> {
     let (mut count, mut sum) = (0.0, 0.0);
-    let mut r = Reader::new(m.value);
+    let mut r = Reader::new(value);
     while let Some((f, v)) = r.field()? {
         match f {
             1 => count = v.u64() as f64,
@@ -336,11 +441,12 @@ fn write_summary(
 fn write_histogram(
     name: &str,
     m: &Metric,
+    value: &[u8],
     out: &mut Vec<u8>,
     limit: usize,
 ) -> Result<(), ProtoError> {
     let (mut count, mut sum, mut has_inf) = (0.0, 0.0, false);
-    let mut r = Reader::new(m.value);
+    let mut r = Reader::new(value);
     while let Some((f, v)) = r.field()? {
         match f {
             1 => count = v.u64() as f64,
@@ -422,7 +528,8 @@ fn write_sample(
             }
             out.extend_from_slice(ln.as_bytes());
             out.extend_from_slice(b"=\"");
-            write_value(out, bound);
+            // In the Pushgateway's form, the one text pushes are stored in.
+            write_go_float(out, bound);
             out.push(b'"');
         }
         out.push(b'}');
@@ -612,5 +719,131 @@ mod tests {
             "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
         ));
         assert!(!is_protobuf("text/plain; version=0.0.4"));
+    }
+
+    #[test]
+    fn only_delimited_metric_families_are_protobuf() {
+        for (ct, want) in [
+            (
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+                true,
+            ),
+            (
+                "Application/Vnd.Google.Protobuf;Encoding=delimited; PROTO=\"io.prometheus.client.MetricFamily\"",
+                true,
+            ),
+            ("application/vnd.google.protobuf", false),
+            (
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily",
+                false,
+            ),
+            (
+                "application/vnd.google.protobuf; proto=other.Message; encoding=delimited",
+                false,
+            ),
+            (
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=text",
+                false,
+            ),
+            (
+                "application/vnd.google.protobuf2; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+                false,
+            ),
+        ] {
+            assert_eq!(is_protobuf(ct), want, "{ct}");
+        }
+    }
+
+    fn family(name: &str, kind: Option<u64>, metrics: &[Vec<u8>]) -> Vec<u8> {
+        let mut f = Vec::new();
+        bytes_field(&mut f, 1, name.as_bytes());
+        if let Some(kind) = kind {
+            varint_field(&mut f, 3, kind);
+        }
+        for m in metrics {
+            bytes_field(&mut f, 4, m);
+        }
+        f
+    }
+
+    fn metric(field: u64, value: f64) -> Vec<u8> {
+        let mut v = Vec::new();
+        double_field(&mut v, 1, value);
+        let mut m = Vec::new();
+        bytes_field(&mut m, field, &v);
+        m
+    }
+
+    /// As the Pushgateway decodes them: no type is COUNTER, and a metric
+    /// without its type's value is refused, not stored as 0.
+    #[test]
+    fn absent_fields_mean_what_the_proto_says() {
+        assert_eq!(
+            text(&delimited(&[family("c", None, &[metric(3, 5.0)])])),
+            "# TYPE c counter\nc 5\n"
+        );
+        for body in [
+            family("c", None, &[metric(2, 5.0)]),
+            family("g", Some(GAUGE), &[Vec::new()]),
+            family("u", Some(UNTYPED), &[metric(2, 1.0)]),
+            family("h", Some(HISTOGRAM), &[metric(2, 1.0)]),
+            family("s", Some(SUMMARY), &[Vec::new()]),
+        ] {
+            let mut out = Vec::new();
+            assert_eq!(
+                to_text(&delimited(&[body]), &mut out, 1 << 20),
+                Err(ProtoError::MissingValue)
+            );
+        }
+    }
+
+    /// As the Pushgateway decodes a body: a family named again replaces
+    /// the one before; a family without a name is dropped; a field of the
+    /// wrong wire type is skipped; field number 0 is an error.
+    #[test]
+    fn bodies_read_as_the_pushgateway_reads_them() {
+        let body = delimited(&[
+            family("g", Some(GAUGE), &[metric(2, 1.0)]),
+            family("c", None, &[metric(3, 2.0)]),
+            family("g", Some(COUNTER), &[metric(3, 3.0)]),
+            Vec::new(),
+            family("", Some(GAUGE), &[metric(2, 4.0)]),
+        ]);
+        assert_eq!(
+            text(&body),
+            "# TYPE c counter\nc 2\n# TYPE g counter\ng 3\n"
+        );
+        let mut f = family("w", Some(GAUGE), &[metric(2, 5.0)]);
+        varint_field(&mut f, 1, 7); // a name as a varint
+        varint_field(&mut f, 4, 7); // a metric as a varint
+        bytes_field(&mut f, 3, b"x"); // a type as bytes
+        assert_eq!(text(&delimited(&[f])), "# TYPE w gauge\nw 5\n");
+        // A body that ends inside a length prefix ends there.
+        let mut cut = delimited(&[family("w", Some(GAUGE), &[metric(2, 5.0)])]);
+        cut.push(0x80);
+        assert_eq!(text(&cut), "# TYPE w gauge\nw 5\n");
+        let mut out = Vec::new();
+        let mut zero = family("z", Some(GAUGE), &[metric(2, 1.0)]);
+        varint_field(&mut zero, 0, 1);
+        assert_eq!(
+            to_text(&delimited(&[zero]), &mut out, 1 << 20),
+            Err(ProtoError::FieldZero)
+        );
+    }
+
+    #[test]
+    fn bounds_are_written_as_the_pushgateway_writes_them() {
+        let mut hist = Vec::new();
+        for bound in [1e-5, 1.0, 1e6] {
+            let mut b = Vec::new();
+            double_field(&mut b, 2, bound);
+            bytes_field(&mut hist, 3, &b);
+        }
+        let mut m = Vec::new();
+        bytes_field(&mut m, 7, &hist);
+        let t = text(&delimited(&[family("h", Some(HISTOGRAM), &[m])]));
+        for le in ["le=\"1e-05\"", "le=\"1\"", "le=\"1e+06\"", "le=\"+Inf\""] {
+            assert!(t.contains(le), "{t}");
+        }
     }
 }

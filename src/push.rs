@@ -20,101 +20,19 @@
 
 use std::fmt;
 
-use crate::bytes;
-use crate::cache::{Cache, CacheError, Family, HEADER_BYTES, ID_BYTES, Lookup, Write};
+use crate::cache::{Cache, CacheError, Family, Write};
 use crate::exposition::MetricType;
-use crate::exposition::{self, Label, Line};
-use crate::ingest::{self, IngestError, StreamContext};
+use crate::exposition::{self, Label, LineError};
+use crate::ingest::{self, IngestError};
 use crate::protobuf::{self, ProtoError};
+pub use crate::push_check::Scratch;
+use crate::push_check::{self, Checked, record_bytes};
+use crate::push_path::{
+    Span, decode_name, labels_of, parse_path, parse_query, span_str, write_group_key,
+};
 
 /// Most labels in a grouping key (`job` included).
 pub const MAX_GROUP_LABELS: usize = 16;
-
-/// Buffers a push reuses from one request to the next.
-#[derive(Default)]
-pub struct Scratch {
-    /// Decoded and escaped path segments.
-    path: Vec<u8>,
-    /// The canonical grouping key `instance="",job="a"`.
-    group: Vec<u8>,
-    /// A protobuf body converted to text.
-    text: Vec<u8>,
-    /// Names of the families the body pushes, one per line.
-    families: Vec<u8>,
-    /// Names the body's TYPE lines declare, one per line.
-    declared: Vec<u8>,
-    key: Vec<u8>,
-    ctx: StreamContext,
-    spans: [Span; MAX_GROUP_LABELS],
-    /// The checked samples of the push being applied.
-    entries: Vec<Entry>,
-    /// Their keys, one after another from the start. Its length is the
-    /// most any push used: the bytes past the keys of the push under way
-    /// are scratch, so writing a key needs no zeroing or `memcpy`.
-    keys: Vec<u8>,
-    /// Their families, and the families' names and HELP texts.
-    fams: Vec<FamilyEntry>,
-    fam_text: Vec<u8>,
-}
-
-/// One checked sample, ready to apply.
-struct Entry {
-    key: (usize, usize),
-    /// The check's lookup, which spares the write a second search.
-    found: Lookup,
-    value: f64,
-    family: usize,
-    add: bool,
-    /// The series exists in this group and the push leaves its family as
-    /// it is: the write may go by id ([`Cache::group_rewrite`]).
-    rewrite: bool,
-}
-
-/// A family as the push states it; its text lives in `Scratch::fam_text`.
-struct FamilyEntry {
-    name: (usize, usize),
-    help: Option<(usize, usize)>,
-    kind: MetricType,
-    /// The cache's record of this family as stated ([`Cache::family_id`]),
-    /// looked up once per family rather than per sample.
-    cached: Option<u32>,
-}
-
-impl FamilyEntry {
-    fn store(text: &mut Vec<u8>, f: &Family, cached: Option<u32>) -> FamilyEntry {
-        let mut put = |s: &str| {
-            let start = text.len();
-            text.extend_from_slice(s.as_bytes());
-            (start, text.len())
-        };
-        FamilyEntry {
-            name: put(f.name),
-            help: f.help.map(put),
-            kind: f.kind,
-            cached,
-        }
-    }
-
-    fn family<'a>(&self, text: &'a [u8]) -> Family<'a> {
-        let s = |(a, b): (usize, usize)| std::str::from_utf8(&text[a..b]).unwrap_or("");
-        Family {
-            name: s(self.name),
-            kind: self.kind,
-            help: self.help.map(s),
-        }
-    }
-
-    fn is(&self, text: &[u8], f: &Family) -> bool {
-        let same = |r: (usize, usize), s: &str| bytes::eq(&text[r.0..r.1], s.as_bytes());
-        self.kind == f.kind
-            && same(self.name, f.name)
-            && match (self.help, f.help) {
-                (None, None) => true,
-                (Some(r), Some(h)) => same(r, h),
-                _ => false,
-            }
-    }
-}
 
 /// What the request asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +57,15 @@ pub struct Request<'a> {
     pub drain: bool,
 }
 
+/// Where the other side of a conflict is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// Another family of the same push.
+    Body,
+    /// Another group or a stream.
+    Other,
+}
+
 /// Why a push was refused; the cache is unchanged then.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushError {
@@ -147,7 +74,23 @@ pub enum PushError {
         line: u64,
         error: IngestError,
     },
+    /// A family's type differs from what the body or another pusher says.
     TypeConflict {
+        line: u64,
+        with: Conflict,
+    },
+    /// A family that would claim another's sample names (`foo_count` next
+    /// to histogram `foo`).
+    NameCollision {
+        line: u64,
+        with: Conflict,
+    },
+    /// The same series twice in one body.
+    Duplicate {
+        line: u64,
+        first: u64,
+    },
+    DuplicateHelp {
         line: u64,
     },
     DuplicateType {
@@ -184,14 +127,56 @@ impl PushError {
         }
     }
 
+    /// Whether the body parsed and failed the Pushgateway's consistency
+    /// checks (where the Pushgateway records the failure even in a new
+    /// group), rather than failing to parse. A protobuf body that decoded
+    /// has parsed: what its text then fails is a check.
+    pub fn is_validation(&self, protobuf: bool) -> bool {
+        match self {
+            PushError::Line { .. } if protobuf => true,
+            PushError::Line { error, .. } => matches!(
+                error,
+                IngestError::Line(LineError::Timestamp | LineError::ReservedLabel)
+            ),
+            PushError::TypeConflict { .. }
+            | PushError::NameCollision { .. }
+            | PushError::Duplicate { .. } => true,
+            PushError::Proto(e) => matches!(
+                e,
+                ProtoError::MissingValue | ProtoError::LabelName | ProtoError::Utf8
+            ),
+            _ => false,
+        }
+    }
+
+    /// Whether the Pushgateway refuses such a body while parsing it, when
+    /// it records no failure in the group at all.
+    pub fn is_parse_error(&self, protobuf: bool) -> bool {
+        match self {
+            PushError::Line { error, .. } => {
+                !protobuf
+                    && !self.is_validation(protobuf)
+                    && matches!(error, IngestError::Line(_) | IngestError::Bound)
+            }
+            PushError::DuplicateType { .. }
+            | PushError::TypeAfterSamples { .. }
+            | PushError::DuplicateHelp { .. } => true,
+            PushError::Proto(_) => !self.is_validation(protobuf),
+            _ => false,
+        }
+    }
+
     /// A short stable name, for logs and the rejected-pushes counter.
     pub fn reason(&self) -> &'static str {
         match self {
             PushError::Path(_) => "path",
             PushError::Line { error, .. } => error.reason(),
             PushError::TypeConflict { .. }
+            | PushError::NameCollision { .. }
             | PushError::DuplicateType { .. }
             | PushError::TypeAfterSamples { .. } => "type_conflict",
+            PushError::Duplicate { .. } => "duplicate",
+            PushError::DuplicateHelp { .. } => "comment",
             PushError::Proto(_) => "protobuf",
             PushError::TooLarge => "too_large",
             PushError::Method(_) | PushError::NotFound | PushError::Increment => "http",
@@ -205,9 +190,31 @@ impl fmt::Display for PushError {
         match self {
             PushError::Path(what) => f.write_str(what),
             PushError::Line { line, error } => write!(f, "line {line}: {error}"),
-            PushError::TypeConflict { line } => write!(
+            PushError::TypeConflict { line, with: _ } => write!(
                 f,
-                "line {line}: this metric has another TYPE in another group or stream: push it with the same TYPE, or rename it"
+                "line {line}: this metric has another TYPE in another group or stream: push it with the same TYPE (none is untyped), or rename it"
+            ),
+            PushError::NameCollision {
+                line,
+                with: Conflict::Body,
+            } => write!(
+                f,
+                "line {line}: this metric's name collides with another family of this push (a histogram foo owns foo_bucket, foo_sum and foo_count; a summary foo_sum and foo_count): rename one"
+            ),
+            PushError::NameCollision {
+                line,
+                with: Conflict::Other,
+            } => write!(
+                f,
+                "line {line}: this metric's name collides with a family another group or stream pushed (a histogram foo owns foo_bucket, foo_sum and foo_count; a summary foo_sum and foo_count): rename it"
+            ),
+            PushError::Duplicate { line, first } => write!(
+                f,
+                "line {line}: the same series as line {first} (label order, grouping labels and the form of le or quantile aside): push each series once"
+            ),
+            PushError::DuplicateHelp { line } => write!(
+                f,
+                "line {line}: second HELP line for the same metric: give each family one HELP"
             ),
             PushError::DuplicateType { line } => write!(
                 f,
@@ -237,13 +244,6 @@ impl From<ProtoError> for PushError {
     fn from(e: ProtoError) -> Self {
         PushError::Proto(e)
     }
-}
-
-/// Byte ranges of one grouping label in [`Scratch::path`].
-#[derive(Clone, Copy, Default)]
-struct Span {
-    name: (usize, usize),
-    value: (usize, usize),
 }
 
 /// Path of the whole-cache wipe.
@@ -333,7 +333,10 @@ fn count(
         .family_type(&name)
         .is_some_and(|k| k != MetricType::Counter)
     {
-        return Err(PushError::TypeConflict { line: 1 });
+        return Err(PushError::TypeConflict {
+            line: 1,
+            with: Conflict::Other,
+        });
     }
     let n = parse_query(req.query, &mut s.path, &mut s.spans)?;
     let mut labels = labels_of(&s.path, &s.spans[..n]);
@@ -353,68 +356,6 @@ fn count(
         .set_with(&family, &s.key, delta, now, w)
         .map_err(PushError::Cache)?;
     Ok(200)
-}
-
-/// A percent-decoded metric name from a path segment.
-fn decode_name(segment: &str, buf: &mut Vec<u8>) -> Result<String, PushError> {
-    buf.clear();
-    percent_decode(segment, buf, false)?;
-    let name =
-        std::str::from_utf8(buf).map_err(|_| PushError::Path("the metric name is not UTF-8"))?;
-    if !exposition::is_metric_name(name) {
-        return Err(PushError::Path(
-            "invalid metric name in the path: use [a-zA-Z_:][a-zA-Z0-9_:]*",
-        ));
-    }
-    Ok(name.to_string())
-}
-
-/// Decodes `a=1&b=2` into label spans in `buf` (values escaped).
-fn parse_query(
-    query: &str,
-    buf: &mut Vec<u8>,
-    spans: &mut [Span; MAX_GROUP_LABELS],
-) -> Result<usize, PushError> {
-    buf.clear();
-    let mut n = 0;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name_start = buf.len();
-        percent_decode(name, buf, true)?;
-        let name_end = buf.len();
-        let decoded = std::str::from_utf8(&buf[name_start..name_end]).unwrap_or("");
-        if !exposition::is_label_name(decoded) || decoded.starts_with("__") {
-            return Err(PushError::Path(
-                "invalid label name in the query: use [a-zA-Z_][a-zA-Z0-9_]*, not starting with __",
-            ));
-        }
-        if spans[..n]
-            .iter()
-            .any(|s| buf[s.name.0..s.name.1] == buf[name_start..name_end])
-        {
-            return Err(PushError::Path("a label appears twice in the query"));
-        }
-        if n == MAX_GROUP_LABELS {
-            return Err(PushError::Path(
-                "too many labels in the query: the limit is 16",
-            ));
-        }
-        let value_start = buf.len();
-        decode_value(value, false, true, buf)?;
-        spans[n] = Span {
-            name: (name_start, name_end),
-            value: (value_start, buf.len()),
-        };
-        n += 1;
-    }
-    Ok(n)
-}
-
-fn labels_of<'a>(buf: &'a [u8], spans: &[Span]) -> Vec<Label<'a>> {
-    spans
-        .iter()
-        .map(|s| (span_str(buf, s.name), span_str(buf, s.value)))
-        .collect()
 }
 
 /// Serves one push request. `body` is the whole request body.
@@ -489,189 +430,27 @@ fn group_request(
         outcome.map(|()| 200)
     })();
     s.path = path_buf;
-    if result.is_err() {
+    if let Err(e) = &result
+        && !e.is_parse_error(req.protobuf)
+    {
+        // The Pushgateway records a body that parsed but failed its checks
+        // in the group even when the group is new: it then shows up with
+        // `push_time_seconds` 0 and the failure time. A body that does not
+        // parse it records nowhere.
+        if e.is_validation(req.protobuf)
+            && method_pushes(req.method)
+            && cache.group_find(&s.group).is_none()
+            && let Ok(gid) = cache.group_open(&s.group, now, req.ttl_ms)
+        {
+            cache.group_close(gid, now, req.ttl_ms, 0.0);
+        }
         cache.group_failed(&s.group, unix_now);
     }
     result
 }
 
-fn span_str(buf: &[u8], (start, end): (usize, usize)) -> &str {
-    std::str::from_utf8(&buf[start..end]).unwrap_or("")
-}
-
-/// Writes the canonical grouping key: labels sorted, `instance=""` added
-/// when the path has no instance.
-fn write_group_key(labels: &[Label], out: &mut Vec<u8>) {
-    out.clear();
-    let has_instance = labels.iter().any(|(n, _)| *n == "instance");
-    let mut first = true;
-    let mut write = |out: &mut Vec<u8>, (name, value): Label| {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"=\"");
-        out.extend_from_slice(value.as_bytes());
-        out.push(b'"');
-    };
-    let mut instance_written = has_instance;
-    for &l in labels {
-        if !instance_written && l.0 > "instance" {
-            write(out, ("instance", ""));
-            instance_written = true;
-        }
-        write(out, l);
-    }
-    if !instance_written {
-        write(out, ("instance", ""));
-    }
-}
-
-/// Decodes `/metrics/job/<JOB>{/<LABEL>/<VALUE>}` into `buf` (names raw,
-/// values escaped for the text format) and `spans`; returns the count.
-fn parse_path(
-    path: &str,
-    buf: &mut Vec<u8>,
-    spans: &mut [Span; MAX_GROUP_LABELS],
-) -> Result<usize, PushError> {
-    let rest = path.strip_prefix("/metrics/").ok_or(PushError::Path(
-        "push paths are /metrics/job/<JOB>{/<LABEL>/<VALUE>}",
-    ))?;
-    buf.clear();
-    let mut segments = rest.split('/');
-    let mut n = 0;
-    while let Some(name_seg) = segments.next() {
-        if name_seg.is_empty() && n > 0 && segments.clone().next().is_none() {
-            break; // a trailing slash
-        }
-        let value_seg = segments.next().ok_or(PushError::Path(
-            "grouping labels come in pairs: /metrics/job/<JOB>/<LABEL>/<VALUE>",
-        ))?;
-        let (name, base64) = match name_seg.strip_suffix("@base64") {
-            Some(name) => (name, true),
-            None => (name_seg, false),
-        };
-        if n == 0 && name != "job" {
-            return Err(PushError::Path("push paths start with /metrics/job/<JOB>"));
-        }
-        if !exposition::is_label_name(name) || name.starts_with("__") {
-            return Err(PushError::Path(
-                "invalid label name in the path: use [a-zA-Z_][a-zA-Z0-9_]*, not starting with __",
-            ));
-        }
-        if n == MAX_GROUP_LABELS {
-            return Err(PushError::Path("too many grouping labels: the limit is 16"));
-        }
-        let name_start = buf.len();
-        buf.extend_from_slice(name.as_bytes());
-        let name_end = buf.len();
-        if spans[..n]
-            .iter()
-            .any(|s| &buf[s.name.0..s.name.1] == name.as_bytes())
-        {
-            return Err(PushError::Path(
-                "a grouping label appears twice in the path",
-            ));
-        }
-        let value_start = buf.len();
-        decode_value(value_seg, base64, false, buf)?;
-        let value_end = buf.len();
-        if n == 0 && value_start == value_end {
-            return Err(PushError::Path(
-                "the job name is empty: give one, e.g. /metrics/job/backup",
-            ));
-        }
-        spans[n] = Span {
-            name: (name_start, name_end),
-            value: (value_start, value_end),
-        };
-        n += 1;
-    }
-    if n == 0 {
-        return Err(PushError::Path(
-            "push paths are /metrics/job/<JOB>{/<LABEL>/<VALUE>}",
-        ));
-    }
-    Ok(n)
-}
-
-/// Decodes a path segment (percent-encoding, or base64) and appends it to
-/// `out` escaped as a label value.
-fn decode_value(
-    seg: &str,
-    base64: bool,
-    plus_is_space: bool,
-    out: &mut Vec<u8>,
-) -> Result<(), PushError> {
-    let start = out.len();
-    if base64 {
-        decode_base64(seg, out)?;
-    } else {
-        percent_decode(seg, out, plus_is_space)?;
-    }
-    let raw_end = out.len();
-    let raw = std::str::from_utf8(&out[start..raw_end])
-        .map_err(|_| PushError::Path("a path label value is not UTF-8"))?;
-    if raw.contains(['\\', '"', '\n']) {
-        let raw = raw.to_owned();
-        out.truncate(start);
-        protobuf::escape_label_value(out, &raw);
-    }
-    Ok(())
-}
-
-/// Percent-decoding; in a query string `+` also stands for a space.
-fn percent_decode(seg: &str, out: &mut Vec<u8>, plus_is_space: bool) -> Result<(), PushError> {
-    let bytes = seg.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or(PushError::Path("invalid percent-encoding in the path"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(if plus_is_space && bytes[i] == b'+' {
-                b' '
-            } else {
-                bytes[i]
-            });
-            i += 1;
-        }
-    }
-    Ok(())
-}
-
-/// URL-safe base64 (the standard alphabet is accepted too), padding
-/// optional; `=` alone is the empty value.
-fn decode_base64(seg: &str, out: &mut Vec<u8>) -> Result<(), PushError> {
-    let bad = PushError::Path("invalid base64 in the path: use URL-safe base64, e.g. L3Zhci90bXA");
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in seg.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            _ => return Err(bad),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    if bits >= 6 {
-        return Err(bad);
-    }
-    Ok(())
+fn method_pushes(method: PushMethod) -> bool {
+    matches!(method, PushMethod::Put | PushMethod::Post)
 }
 
 /// Checks the whole body, then applies it.
@@ -686,138 +465,11 @@ fn push(
     unix_now: f64,
 ) -> Result<(), PushError> {
     let method = req.method;
-    let defaults: &[Label] = &[("instance", "")];
     // Pass 1: everything that could fail.
-    s.ctx = StreamContext::default();
-    s.families.clear();
-    s.declared.clear();
-    s.entries.clear();
-    // Where the keys of this push end in `s.keys`.
-    let mut keys_end = 0;
-    s.fams.clear();
-    s.fam_text.clear();
-    let mut needed = 0;
-    // The grouping key is canonical already: samples merge with it.
-    let weak = (!labels.iter().any(|(n, _)| *n == "instance")).then_some("instance");
-    let grouped = ingest::GroupLabels::new(&s.group, weak);
-    // Found once: pass 1 does not change the cache.
-    let group = cache.group_find(&s.group);
-    // The family of the last line when it was a sample (its kind and the
-    // length of its name, a prefix of the sample name): a following sample
-    // of the same name, with no TYPE or HELP line between, has it too.
-    let mut last: Option<(&str, MetricType, usize)> = None;
-    let mut line_no = 0;
-    let mut lines = exposition::Lines::new(body);
-    while let Some(line) = lines.next_line() {
-        line_no += 1;
-        // Parsed here, where it is used: a parsed line is a few hundred
-        // bytes, and handing it on copies it.
-        let parsed = exposition::parse(line);
-        let fail = |error: IngestError| PushError::Line {
-            line: line_no,
-            error,
-        };
-        let sample = match &parsed {
-            Ok(Line::Sample(sample)) => sample,
-            Ok(other) => {
-                if let Line::Type { name, kind } = other {
-                    if listed(&s.declared, name) {
-                        return Err(PushError::DuplicateType { line: line_no });
-                    }
-                    if listed(&s.families, name) {
-                        return Err(PushError::TypeAfterSamples { line: line_no });
-                    }
-                    s.declared.extend_from_slice(name.as_bytes());
-                    s.declared.push(b'\n');
-                    if ingest::is_reserved(name) {
-                        return Err(fail(IngestError::Reserved));
-                    }
-                    if cache.family_type(name).is_some_and(|k| k != *kind) {
-                        return Err(PushError::TypeConflict { line: line_no });
-                    }
-                }
-                s.ctx.note(other);
-                last = None;
-                continue;
-            }
-            Err(e) => return Err(fail((*e).into())),
-        };
-        let (kind, name_len) = match last {
-            Some((name, kind, len)) if bytes::eq(name.as_bytes(), sample.name.as_bytes()) => {
-                let family = Family {
-                    name: &sample.name[..len],
-                    kind,
-                    help: None,
-                };
-                ingest::check_bounds(&family, sample).map_err(fail)?;
-                (kind, len)
-            }
-            _ => {
-                let family = ingest::resolve_family(cache, &s.ctx, sample.name).map_err(fail)?;
-                ingest::check_bounds(&family, sample).map_err(fail)?;
-                // A family this body declared is only joined under its TYPE line.
-                if listed(&s.declared, family.name) && !s.ctx.declares(family.name, family.kind) {
-                    return Err(PushError::TypeConflict { line: line_no });
-                }
-                if s.fams.last().is_none_or(|f| !f.is(&s.fam_text, &family)) {
-                    // Only a group that exists can hold series to rewrite.
-                    let cached = group.and_then(|_| cache.family_id(&family));
-                    needed += add_family(
-                        &mut s.families,
-                        &mut s.fams,
-                        &mut s.fam_text,
-                        &family,
-                        cached,
-                    );
-                }
-                (family.kind, family.name.len())
-            }
-        };
-        last = Some((sample.name, kind, name_len));
-        let key_start = keys_end;
-        let merged = grouped
-            .as_ref()
-            .and_then(|g| ingest::write_key_grouped(sample, g, &mut s.keys, key_start));
-        keys_end = match merged {
-            Some(end) => end,
-            None => {
-                ingest::write_key(sample, labels, defaults, &mut s.key);
-                let end = key_start + s.key.len();
-                if s.keys.len() < end {
-                    s.keys.resize(end, 0);
-                }
-                s.keys[key_start..end].copy_from_slice(&s.key);
-                end
-            }
-        };
-        let key = &s.keys[key_start..keys_end];
-        let found = cache.lookup(key);
-        if cache.owned_by_other(found, group) {
-            return Err(fail(IngestError::Cache(CacheError::Owned)));
-        }
-        let family = s.fams.len() - 1;
-        // Not owned by another: if it exists, this group holds it.
-        let cached = s.fams[family].cached;
-        let rewrite = cached.is_some() && cache.series_family(found) == cached;
-        needed += record_bytes(key.len());
-        // Stop as soon as the push cannot fit: this also bounds what the
-        // scratch buffers below hold to about the cache budget.
-        if needed > cache.push_room() {
-            return Err(PushError::TooLarge);
-        }
-        // Pass 2 applies from here, without parsing the body again.
-        s.entries.push(Entry {
-            key: (key_start, keys_end),
-            found,
-            value: sample.value,
-            family,
-            add: method == PushMethod::Patch && adds(kind, &sample.name[..name_len], sample.name),
-            rewrite,
-        });
-    }
+    let Checked { needed, group } = push_check::check(cache, s, req, labels, body)?;
     let kept = match (group, method) {
         (Some(g), PushMethod::Post) => {
-            cache.group_retained_bytes(g, |f| listed_bytes(&s.families, f))
+            cache.group_retained_bytes(g, |f| s.families.find(f).is_some())
         }
         (Some(g), PushMethod::Patch) => cache.group_bytes(g),
         _ => 0,
@@ -845,12 +497,12 @@ fn push(
             cache.group_clear(gid, None);
         }
         (_, true) => {
-            for name in s.families.split(|&b| b == b'\n').filter(|n| !n.is_empty()) {
+            for (name, _) in s.families.iter() {
                 cache.group_mark_stale(gid, Some(name));
             }
         }
         (_, false) => {
-            for name in s.families.split(|&b| b == b'\n').filter(|n| !n.is_empty()) {
+            for (name, _) in s.families.iter() {
                 cache.group_clear(gid, Some(name));
             }
         }
@@ -892,60 +544,11 @@ fn push(
     Ok(())
 }
 
-/// Records a family the body pushes (a new one, or one with other HELP
-/// text than the family before); returns the bytes it may need.
-fn add_family(
-    families: &mut Vec<u8>,
-    fams: &mut Vec<FamilyEntry>,
-    fam_text: &mut Vec<u8>,
-    family: &Family,
-    cached: Option<u32>,
-) -> usize {
-    let mut needed = 0;
-    if !listed(families, family.name) {
-        // Counted even when the family exists: making room may evict its
-        // last series and the family with it, and a new HELP text moves it
-        // (old and new side by side for a time).
-        let size = record_bytes(family.name.len() + family.help.map_or(0, str::len));
-        needed = if family.help.is_some() {
-            2 * size
-        } else {
-            size
-        };
-        families.extend_from_slice(family.name.as_bytes());
-        families.push(b'\n');
-    }
-    fams.push(FamilyEntry::store(fam_text, family, cached));
-    needed
-}
-
-/// Whether a PATCH adds this sample to the stored value (counters,
-/// untyped, histogram parts, summary sum and count) or replaces it (gauges,
-/// summary quantiles).
-fn adds(kind: MetricType, family: &str, sample: &str) -> bool {
-    match kind {
-        MetricType::Counter | MetricType::Untyped | MetricType::Histogram => true,
-        MetricType::Gauge => false,
-        MetricType::Summary => family != sample,
-    }
-}
-
-/// What a record of `key_len` bytes costs in the cache, id included.
-fn record_bytes(key_len: usize) -> usize {
-    (HEADER_BYTES + key_len).div_ceil(8) * 8 + ID_BYTES
-}
-
-fn listed(list: &[u8], name: &str) -> bool {
-    listed_bytes(list, name.as_bytes())
-}
-
-fn listed_bytes(list: &[u8], name: &[u8]) -> bool {
-    list.split(|&b| b == b'\n').any(|n| n == name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exposition::{Line, MetricType};
+    use crate::ingest::StreamContext;
     use crate::render::Renderer;
 
     fn page(cache: &Cache) -> String {
@@ -995,6 +598,12 @@ mod tests {
             p.contains("push_time_seconds{instance=\"db1\",job=\"backup\"} 1700000000.5\n"),
             "{p}"
         );
+        for help in [
+            "# HELP push_time_seconds Last Unix time when changing this group in the Pushgateway succeeded.\n",
+            "# HELP push_failure_time_seconds Last Unix time when changing this group in the Pushgateway failed.\n",
+        ] {
+            assert!(p.contains(help), "{p}");
+        }
         call(&mut c, PushMethod::Put, path, "c 3\n").unwrap();
         let p = page(&c);
         assert!(!p.contains("\na{") && !p.contains("\nb{"), "{p}");
@@ -1107,7 +716,13 @@ mod tests {
             "# TYPE m gauge\nm 1\n",
         )
         .unwrap_err();
-        assert_eq!(e, PushError::TypeConflict { line: 1 });
+        assert_eq!(
+            e,
+            PushError::TypeConflict {
+                line: 2,
+                with: Conflict::Other
+            }
+        );
         call(
             &mut c,
             PushMethod::Put,
@@ -1172,15 +787,16 @@ mod tests {
             "# HELP a y\na{l=\"1\"} 1\na{l=\"2\"} 2\n",
         )
         .unwrap();
-        // The HELP changes back and forth within one push: the last wins,
-        // also for a series whose family was unchanged when checked.
+        // Two HELP lines for one family are refused, as the Pushgateway
+        // does; a HELP after the family's samples applies to them.
         let body = "# HELP a x\na{l=\"1\"} 3\n# HELP a y\na{l=\"2\"} 4\n";
-        call(&mut c, PushMethod::Put, path, body).unwrap();
+        let e = call(&mut c, PushMethod::Put, path, body).unwrap_err();
+        assert_eq!(e, PushError::DuplicateHelp { line: 3 });
         assert_eq!(help(&c).as_deref(), Some("# HELP a y"));
-        assert_eq!(c.get(b"a{instance=\"\",job=\"j\",l=\"2\"}", 0), Some(4.0));
-        let body = "# HELP a y\na{l=\"1\"} 5\n# HELP a x\na{l=\"2\"} 6\n";
+        let body = "a{l=\"1\"} 5\na{l=\"2\"} 6\n# HELP a x\n";
         call(&mut c, PushMethod::Put, path, body).unwrap();
         assert_eq!(help(&c).as_deref(), Some("# HELP a x"));
+        assert_eq!(c.get(b"a{instance=\"\",job=\"j\",l=\"2\"}", 0), Some(6.0));
         // PATCH adds to counters in place, and a series pushed twice in a
         // body takes both writes.
         call(
@@ -1199,11 +815,334 @@ mod tests {
         .unwrap();
         assert_eq!(c.get(b"n{instance=\"\",job=\"j\"}", 0), Some(6.0));
         assert_eq!(c.get(b"g{instance=\"\",job=\"j\"}", 0), Some(6.0));
-        // A new TYPE replaces the family and its series.
-        call(&mut c, PushMethod::Put, path, "# TYPE n gauge\nn 7\n").unwrap_err();
-        call(&mut c, PushMethod::Delete, path, "").unwrap();
+        // A new TYPE of a family only this group holds replaces the family
+        // and its series, as in the Pushgateway.
         call(&mut c, PushMethod::Put, path, "# TYPE n gauge\nn 7\n").unwrap();
         assert_eq!(c.family_type("n"), Some(MetricType::Gauge));
+        assert_eq!(c.get(b"n{instance=\"\",job=\"j\"}", 0), Some(7.0));
+        call(&mut c, PushMethod::Post, path, "# TYPE n counter\nn 8\n").unwrap();
+        assert_eq!(c.family_type("n"), Some(MetricType::Counter));
+        c.check_invariants();
+    }
+
+    /// The Pushgateway's rule: types agree across groups, and a push
+    /// without TYPE is untyped (it does not join another group's counter).
+    #[test]
+    fn types_of_families_other_groups_hold_stand_in_either_order() {
+        for (first, second) in [
+            ("# TYPE m counter\nm 1\n", "m 2\n"),
+            ("m 1\n", "# TYPE m counter\nm 2\n"),
+            ("# TYPE m gauge\nm 1\n", "# TYPE m counter\nm 2\n"),
+        ] {
+            let mut c = Cache::new(16 * 1024);
+            call(&mut c, PushMethod::Put, "/metrics/job/a", first).unwrap();
+            for method in [PushMethod::Put, PushMethod::Post] {
+                let e = call(&mut c, method, "/metrics/job/b", second).unwrap_err();
+                assert!(
+                    matches!(
+                        e,
+                        PushError::TypeConflict {
+                            with: Conflict::Other,
+                            ..
+                        }
+                    ),
+                    "{first:?} then {second:?}: {e}"
+                );
+                assert_eq!(e.reason(), "type_conflict");
+            }
+            // Alone in its group, the same push changes the type.
+            call(&mut c, PushMethod::Put, "/metrics/job/a", second).unwrap();
+            c.check_invariants();
+        }
+    }
+
+    #[test]
+    fn families_that_claim_each_others_names_are_refused() {
+        let hist = "# TYPE foo histogram\nfoo_bucket{le=\"1\"} 1\nfoo_count 1\nfoo_sum 1\n";
+        for body in [
+            format!("foo_sum 1\n{hist}"),
+            format!("# TYPE foo_count gauge\nfoo_count{{x=\"1\"}} 1\n{hist}"),
+            "s_count 1\n# TYPE s summary\ns_sum 1\n".into(),
+        ] {
+            let mut c = Cache::new(16 * 1024);
+            let e = call(&mut c, PushMethod::Put, "/metrics/job/a", &body).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    PushError::NameCollision {
+                        with: Conflict::Body,
+                        ..
+                    }
+                ),
+                "{body}: {e}"
+            );
+            assert!(!e.is_parse_error(false), "{body}");
+        }
+        // A TYPE for a name a histogram or summary declared before owns is,
+        // to the Pushgateway's parser, a second TYPE of that family.
+        for body in [
+            format!("{hist}# TYPE foo_count gauge\nfoo_count 1\n"),
+            format!("{hist}# TYPE foo_bucket counter\n"),
+            "# TYPE s summary\ns_sum 1\n# TYPE s_count counter\ns_count 1\n".into(),
+        ] {
+            let mut c = Cache::new(16 * 1024);
+            let e = call(&mut c, PushMethod::Put, "/metrics/job/a", &body).unwrap_err();
+            assert!(matches!(e, PushError::DuplicateType { .. }), "{body}: {e}");
+            assert!(e.is_parse_error(false), "{body}");
+        }
+        // Across groups and streams, in either order.
+        let mut c = Cache::new(16 * 1024);
+        call(&mut c, PushMethod::Put, "/metrics/job/a", hist).unwrap();
+        let e = call(&mut c, PushMethod::Put, "/metrics/job/b", "foo_count 1\n").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PushError::NameCollision {
+                    with: Conflict::Other,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let mut key = Vec::new();
+        let r = ingest::apply_line(
+            &mut c,
+            &mut StreamContext::default(),
+            b"# TYPE foo_sum gauge",
+            0,
+            1000,
+            &mut key,
+        );
+        assert_eq!(r, Ok(()));
+        let mut ctx = StreamContext::default();
+        ctx.note(&Line::Type {
+            name: "foo_sum",
+            kind: MetricType::Gauge,
+        });
+        let r = ingest::apply_line(&mut c, &mut ctx, b"foo_sum 1", 0, 1000, &mut key);
+        assert_eq!(r, Err(IngestError::TypeConflict));
+        let mut c = Cache::new(16 * 1024);
+        call(&mut c, PushMethod::Put, "/metrics/job/a", "foo_count 1\n").unwrap();
+        let e = call(&mut c, PushMethod::Put, "/metrics/job/b", hist).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PushError::NameCollision {
+                    with: Conflict::Other,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // The group's own family goes with its PUT.
+        call(&mut c, PushMethod::Put, "/metrics/job/a", hist).unwrap();
+        c.check_invariants();
+    }
+
+    #[test]
+    fn a_series_twice_in_one_push_is_refused() {
+        let mut c = Cache::new(16 * 1024);
+        for (body, line, first) in [
+            ("m 1\nm 2\n", 2, 1),
+            ("m{a=\"1\",b=\"2\"} 1\nx 1\nm{b=\"2\", a=\"1\"} 2\n", 3, 1),
+            ("m{job=\"x\"} 1\nm 2\n", 2, 1),
+            (
+                "# TYPE h histogram\nh_bucket{le=\"1.0\"} 1\nh_bucket{le=\"1\"} 1\n",
+                3,
+                2,
+            ),
+        ] {
+            let e = call(&mut c, PushMethod::Put, "/metrics/job/j", body).unwrap_err();
+            assert_eq!(e, PushError::Duplicate { line, first }, "{body}");
+            assert_eq!(e.reason(), "duplicate");
+        }
+        assert_eq!(c.series_count(), 0);
+    }
+
+    /// What the Pushgateway 1.5 serves for each body, but for its order.
+    #[test]
+    fn histograms_and_summaries_are_completed_and_their_bounds_canonical() {
+        let j = "instance=\"\",job=\"j\"";
+        for (body, want) in [
+            (
+                "# TYPE h histogram\nh_bucket{le=\"1.0\"} 1\nh_bucket{le=\"0.00001\"} 0\nh_count 2\nh_sum 3\n",
+                vec![
+                    format!("h_bucket{{{j},le=\"1e-05\"}} 0"),
+                    format!("h_bucket{{{j},le=\"1\"}} 1"),
+                    format!("h_bucket{{{j},le=\"+Inf\"}} 2"),
+                    format!("h_sum{{{j}}} 3"),
+                    format!("h_count{{{j}}} 2"),
+                ],
+            ),
+            (
+                "# TYPE h histogram\nh_bucket{le=\"1\"} 1\n",
+                vec![
+                    format!("h_bucket{{{j},le=\"1\"}} 1"),
+                    format!("h_bucket{{{j},le=\"+Inf\"}} 0"),
+                    format!("h_sum{{{j}}} 0"),
+                    format!("h_count{{{j}}} 0"),
+                ],
+            ),
+            (
+                "# TYPE h histogram\nh 3\nh_bucket 1\nh_bucket{le=\"NaN\"} 1\nh_sum{le=\"2\"} 1\n",
+                vec![
+                    format!("h_bucket{{{j},le=\"+Inf\"}} 0"),
+                    format!("h_sum{{{j}}} 1"),
+                    format!("h_count{{{j}}} 0"),
+                ],
+            ),
+            (
+                "# TYPE h histogram\nh_bucket{le=\"+inf\",x=\"1\"} 3\nh_count{x=\"2\"} 5\n",
+                vec![
+                    format!("h_bucket{{{j},le=\"+Inf\",x=\"1\"}} 3"),
+                    format!("h_sum{{{j},x=\"1\"}} 0"),
+                    format!("h_count{{{j},x=\"1\"}} 0"),
+                    format!("h_bucket{{{j},le=\"+Inf\",x=\"2\"}} 5"),
+                    format!("h_sum{{{j},x=\"2\"}} 0"),
+                    format!("h_count{{{j},x=\"2\"}} 5"),
+                ],
+            ),
+            (
+                "# TYPE s summary\ns{quantile=\"0.50\"} 1\ns_sum{quantile=\"0.5\"} 4\ns 9\n",
+                vec![
+                    format!("s{{{j},quantile=\"0.5\"}} 1"),
+                    format!("s_sum{{{j}}} 4"),
+                    format!("s_count{{{j}}} 0"),
+                ],
+            ),
+        ] {
+            let mut c = Cache::new(16 * 1024);
+            call(&mut c, PushMethod::Put, "/metrics/job/j", body).unwrap();
+            let p = page(&c);
+            let mut got: Vec<&str> = p
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.starts_with("push_"))
+                .collect();
+            let mut want: Vec<&str> = want.iter().map(String::as_str).collect();
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "{body}");
+            c.check_invariants();
+        }
+    }
+
+    /// As the Pushgateway: a body that parses but fails the checks is
+    /// recorded in its group even when the group is new; one that does
+    /// not parse is not.
+    #[test]
+    fn a_failed_check_records_the_failure_in_a_new_group() {
+        for (body, recorded) in [
+            ("x 1 123\n", true),
+            ("x 1\nx 2\n", true),
+            ("x{__a=\"1\"} 1\n", true),
+            ("x{__name__=\"1\"} 1\n", false),
+            ("x one\n", false),
+            ("# TYPE x gauge\n# TYPE x gauge\n", false),
+        ] {
+            let mut c = Cache::new(16 * 1024);
+            call(&mut c, PushMethod::Put, "/metrics/job/j", body).unwrap_err();
+            let p = page(&c);
+            // Nor in a group that exists, for a body that does not parse.
+            let mut old = Cache::new(16 * 1024);
+            call(&mut old, PushMethod::Put, "/metrics/job/j", "ok 1\n").unwrap();
+            call(&mut old, PushMethod::Put, "/metrics/job/j", body).unwrap_err();
+            assert_eq!(
+                page(&old)
+                    .contains("push_failure_time_seconds{instance=\"\",job=\"j\"} 1700000000.5\n"),
+                recorded,
+                "{body}"
+            );
+            assert_eq!(
+                p.contains("push_time_seconds{instance=\"\",job=\"j\"} 0\n")
+                    && p.contains(
+                        "push_failure_time_seconds{instance=\"\",job=\"j\"} 1700000000.5\n"
+                    ),
+                recorded,
+                "{body}: {p}"
+            );
+            assert_eq!(c.group_count(), usize::from(recorded), "{body}");
+            c.check_invariants();
+        }
+    }
+
+    /// The Pushgateway serves a family's HELP from its push: a push without
+    /// one leaves none; but among groups, the first group's stands.
+    #[test]
+    fn help_comes_with_the_push_and_other_groups_keep_theirs() {
+        let help_of = |c: &Cache| {
+            page(c)
+                .lines()
+                .find(|l| l.starts_with("# HELP foo "))
+                .map(str::to_string)
+        };
+        let mut c = Cache::new(16 * 1024);
+        call(
+            &mut c,
+            PushMethod::Put,
+            "/metrics/job/j",
+            "# HELP foo A.\nfoo 1\n",
+        )
+        .unwrap();
+        call(&mut c, PushMethod::Post, "/metrics/job/j", "foo 2\n").unwrap();
+        assert_eq!(help_of(&c), None);
+        call(
+            &mut c,
+            PushMethod::Put,
+            "/metrics/job/j",
+            "# HELP foo A.\nfoo 1\n",
+        )
+        .unwrap();
+        call(
+            &mut c,
+            PushMethod::Put,
+            "/metrics/job/k",
+            "# HELP foo B.\nfoo 2\n",
+        )
+        .unwrap();
+        assert_eq!(help_of(&c).as_deref(), Some("# HELP foo A."));
+        call(&mut c, PushMethod::Put, "/metrics/job/k", "foo 2\n").unwrap();
+        assert_eq!(help_of(&c).as_deref(), Some("# HELP foo A."));
+        let mut c = Cache::new(16 * 1024);
+        call(&mut c, PushMethod::Put, "/metrics/job/j", "foo 1\n").unwrap();
+        call(
+            &mut c,
+            PushMethod::Put,
+            "/metrics/job/k",
+            "# HELP foo A.\nfoo 2\n",
+        )
+        .unwrap();
+        assert_eq!(help_of(&c), None);
+        c.check_invariants();
+    }
+
+    /// Names are found by hash: a body of many families is checked in time
+    /// linear in its lines (a list made it quadratic), and a repeat among
+    /// them is still found.
+    #[test]
+    fn many_families_in_one_body() {
+        let mut c = Cache::new(4 << 20);
+        let mut body = String::new();
+        for i in 0..10_000 {
+            body.push_str(&format!(
+                "# HELP f{i} F {i}.\n# TYPE f{i} gauge\nf{i} {i}\n"
+            ));
+        }
+        call(&mut c, PushMethod::Put, "/metrics/job/j", &body).unwrap();
+        assert_eq!(c.family_count(), 10_000);
+        for (extra, want) in [
+            ("# TYPE f77 gauge\n", "second TYPE"),
+            ("# HELP f5000 again\n", "second HELP"),
+            ("f9999 1\n", "the same series"),
+        ] {
+            let e = call(
+                &mut c,
+                PushMethod::Put,
+                "/metrics/job/j",
+                &format!("{body}{extra}"),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains(want), "{extra}: {e}");
+        }
         c.check_invariants();
     }
 

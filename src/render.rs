@@ -159,15 +159,17 @@ pub fn write_push_times(cache: &Cache, groups: &[u32], out: &mut Vec<u8>) {
     if groups.is_empty() {
         return;
     }
+    // The Pushgateway's own HELP texts, word for word: the two gateways'
+    // pages then differ only where they are meant to.
     for (name, help, failure) in [
         (
             PUSH_FAILURE_TIME,
-            "Last Unix time when changing this group in the push-gateway failed.",
+            "Last Unix time when changing this group in the Pushgateway failed.",
             true,
         ),
         (
             PUSH_TIME,
-            "Last Unix time when changing this group in the push-gateway succeeded.",
+            "Last Unix time when changing this group in the Pushgateway succeeded.",
             false,
         ),
     ] {

@@ -11,7 +11,7 @@ use crate::cache::Cache;
 use crate::render::write_value;
 
 /// Reasons a streamed line or an HTTP push is rejected, as labels.
-pub const REASONS: [&str; 14] = [
+pub const REASONS: [&str; 15] = [
     "syntax",
     "too_long",
     "utf8",
@@ -26,6 +26,7 @@ pub const REASONS: [&str; 14] = [
     "protobuf",
     "http",
     "ttl",
+    "duplicate",
 ];
 
 fn reason_index(reason: &str) -> usize {
@@ -77,6 +78,7 @@ macro_rules! by_reason {
             $name, "{reason=\"protobuf\"} $\n",
             $name, "{reason=\"http\"} $\n",
             $name, "{reason=\"ttl\"} $\n",
+            $name, "{reason=\"duplicate\"} $\n",
         )
     };
 }
@@ -378,6 +380,7 @@ push_gateway_lines_rejected_total{reason="path"} 71
 push_gateway_lines_rejected_total{reason="protobuf"} 78
 push_gateway_lines_rejected_total{reason="http"} 85
 push_gateway_lines_rejected_total{reason="ttl"} 92
+push_gateway_lines_rejected_total{reason="duplicate"} 99
 # HELP push_gateway_lines_total Sample, HELP and TYPE lines accepted on stream connections.
 # TYPE push_gateway_lines_total counter
 push_gateway_lines_total 1e15
@@ -397,6 +400,7 @@ push_gateway_pushes_rejected_total{reason="path"} 10000000000
 push_gateway_pushes_rejected_total{reason="protobuf"} 100000000000
 push_gateway_pushes_rejected_total{reason="http"} 1000000000000
 push_gateway_pushes_rejected_total{reason="ttl"} 10000000000000
+push_gateway_pushes_rejected_total{reason="duplicate"} 100000000000000
 # HELP push_gateway_pushes_total Successful HTTP pushes (PUT and POST).
 # TYPE push_gateway_pushes_total counter
 push_gateway_pushes_total 999999999999999

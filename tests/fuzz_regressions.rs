@@ -141,12 +141,13 @@ fn a_non_numeric_le_or_quantile_on_a_sum_or_count_makes_the_page_unparseable() {
 }
 
 /// Fuzz target `http_request`/`cache_ops`. A push of
-/// `# TYPE x histogram`, `x_sum 1`, `x 2` is answered 200, but `x 2` is
-/// silently dropped: the checking pass resolves the bare `x` to a new
-/// untyped family (the cache has no `x` yet), the applying pass finds the
-/// histogram `x` it has just created and skips the sample as a type
-/// conflict. The stream protocol rejects the same line with a type
-/// conflict; a push is meant to be all or nothing.
+/// `# TYPE x histogram`, `x_sum 1`, `x 2` was answered 200, but `x 2` was
+/// silently dropped by the applying pass after the checking pass had
+/// accepted it as an untyped `x`. Now the checking pass decides, as the
+/// Prometheus Pushgateway does: the bare `x` is no sample a histogram
+/// has, so it is dropped, and the histogram is served whole (its `+Inf`
+/// bucket and `_count` at 0), with nothing of `x 2` on the page. The
+/// stream protocol still rejects the line.
 #[test]
 fn a_push_answered_200_drops_a_bare_histogram_sample() {
     let mut cache = Cache::new(16 * 1024);
@@ -156,11 +157,16 @@ fn a_push_answered_200_drops_a_bare_histogram_sample() {
         b"# TYPE x histogram\nx_sum 1\nx 2\n",
         false,
     );
-    let served = cache.get(b"x{instance=\"\",job=\"j\"}", 0);
-    assert!(
-        result.is_err() || served == Some(2.0),
-        "push answered {result:?} but x is {served:?}"
-    );
+    assert_eq!(result, Ok(200));
+    let j = "instance=\"\",job=\"j\"";
+    for (series, value) in [
+        (format!("x_sum{{{j}}}"), Some(1.0)),
+        (format!("x_count{{{j}}}"), Some(0.0)),
+        (format!("x_bucket{{{j},le=\"+Inf\"}}"), Some(0.0)),
+        (format!("x{{{j}}}"), None),
+    ] {
+        assert_eq!(cache.get(series.as_bytes(), 0), value, "{series}");
+    }
     let mut streamed = Cache::new(16 * 1024);
     let lines = stream(&mut streamed, "# TYPE x histogram\nx_sum 1\nx 2\n");
     assert_eq!(

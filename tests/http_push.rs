@@ -149,9 +149,26 @@ fn push_times_are_unix_seconds_and_failures_are_recorded() {
         value_of(&page, "push_failure_time_seconds{instance=\"\",job=\"t\"}").as_deref(),
         Some("0")
     );
+    // A body that does not parse is recorded nowhere, as the Pushgateway
+    // does; one that parses and fails a check is.
     let (code, body) = put(&gw, "/metrics/job/t", "ok_metric 2\nbroken{ 3\n");
     assert_eq!(code, 400);
     assert!(body.starts_with("line 2: "), "{body}");
+    assert_eq!(
+        value_of(
+            &gw.scrape(),
+            "push_failure_time_seconds{instance=\"\",job=\"t\"}"
+        )
+        .as_deref(),
+        Some("0")
+    );
+    let (code, body) = put(
+        &gw,
+        "/metrics/job/t",
+        "ok_metric 2\nstamped 3 1700000000000\n",
+    );
+    assert_eq!(code, 400);
+    assert!(body.starts_with("line 2: timestamps"), "{body}");
     let page = gw.scrape();
     let failed: f64 = value_of(&page, "push_failure_time_seconds{instance=\"\",job=\"t\"}")
         .unwrap()

@@ -110,11 +110,12 @@ fn value() -> impl Strategy<Value = f64> {
     ]
 }
 
-/// Labels with distinct names; never `le` or `quantile` (added per type).
+/// Labels with distinct names; never `le` or `quantile` (added per type),
+/// nor names starting with `__` (reserved for Prometheus, refused).
 fn labels(extra_names: &'static [&'static str]) -> impl Strategy<Value = Vec<(String, String)>> {
     let name = prop_oneof![
         "[a-zA-Z_][a-zA-Z0-9_]{0,6}".prop_filter("bound labels are added per type", |n| {
-            n != "le" && n != "quantile"
+            n != "le" && n != "quantile" && !n.starts_with("__")
         }),
         select(extra_names).prop_map(str::to_string),
     ];
@@ -335,6 +336,22 @@ proptest! {
         job in raw_text(8).prop_filter("a job name", |j| !j.is_empty()),
         instance in raw_text(8),
     ) {
+        // A push may not name one series twice: series whose labels differ
+        // only in the grouping labels (which the path sets) are left out.
+        let mut fams = fams;
+        for f in &mut fams {
+            let mut seen = std::collections::HashSet::new();
+            f.series.retain(|s| {
+                let mut own: Vec<_> = s
+                    .labels
+                    .iter()
+                    .filter(|(n, _)| n != "job" && n != "instance")
+                    .cloned()
+                    .collect();
+                own.sort();
+                seen.insert(own)
+            });
+        }
         let body = exposition_text(&fams);
         let enc = |s: &str| s.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
         let path = format!("/metrics/job/{}/instance/{}", enc(&job), enc(&instance));
@@ -549,11 +566,43 @@ impl Run {
                     self.ttl,
                     self.now as f64,
                 );
+                if let Err(e) = &r
+                    && e.is_validation(false)
+                    && self.groups.get(job).is_none_or(|&d| d <= self.now)
+                {
+                    // Recorded in a new group, as the Pushgateway does.
+                    self.groups.insert(*job, self.now + self.ttl);
+                }
                 if r.is_ok() {
                     if *put {
                         self.series.retain(|_, (_, o)| *o != Owner::Group(*job));
                     }
                     self.groups.insert(*job, self.now + self.ttl);
+                    let group = format!("instance=\"\",job=\"j{job}\"");
+                    // What the push completes, as the Pushgateway serves
+                    // it: a histogram's +Inf bucket, _sum and _count, a
+                    // summary's _sum and _count (the pool has no _count of
+                    // h, no _sum of s).
+                    let mut parts = Vec::new();
+                    if samples.iter().any(|(l, _)| l.starts_with("h_")) {
+                        parts.push(format!("h_bucket{{{group},le=\"+Inf\"}}"));
+                        parts.push(format!("h_count{{{group}}}"));
+                        if !samples.iter().any(|(l, _)| l.starts_with("h_sum")) {
+                            parts.push(format!("h_sum{{{group}}}"));
+                        }
+                    }
+                    if samples
+                        .iter()
+                        .any(|(l, _)| l.starts_with("s{") || l.starts_with("s_"))
+                    {
+                        parts.push(format!("s_sum{{{group}}}"));
+                        if !samples.iter().any(|(l, _)| l.starts_with("s_count")) {
+                            parts.push(format!("s_count{{{group}}}"));
+                        }
+                    }
+                    for key in parts {
+                        self.series.insert(key, (0.0, Owner::Group(*job)));
+                    }
                     for (sample, v) in samples {
                         let key = key_of_line(&sample, Some(&format!("j{job}")));
                         self.series.insert(key, (v, Owner::Group(*job)));
