@@ -383,7 +383,16 @@ fn push_gateway_answers_as_the_pushgateway_does() {
             )),
         }
     }
-    let report = render(&failures, selected.len(), intended_seen, started.elapsed());
+    let listed = selected
+        .iter()
+        .filter(|c| intended.iter().any(|(p, _)| matches(p, &c.name)))
+        .count();
+    let report = render(
+        &failures,
+        selected.len(),
+        (listed, intended_seen),
+        started.elapsed(),
+    );
     if let Ok(path) = std::env::var("DIFFERENTIAL_REPORT") {
         std::fs::write(&path, render_markdown(&report, &problems, &notes)).unwrap();
     }
@@ -410,7 +419,13 @@ struct Report {
 
 /// Groups failures by topic; a page difference found in at least a
 /// quarter of the failing cases (and at least five) is listed once.
-fn render(failures: &[(&Case, Divergence)], ran: usize, intended: usize, took: Duration) -> Report {
+/// `intended`: cases listed in intended.txt, and how many of them differed.
+fn render(
+    failures: &[(&Case, Divergence)],
+    ran: usize,
+    intended: (usize, usize),
+    took: Duration,
+) -> Report {
     let mut freq: HashMap<&str, usize> = HashMap::new();
     for (_, d) in failures {
         for l in &d.page {
@@ -450,8 +465,10 @@ fn render(failures: &[(&Case, Divergence)], ran: usize, intended: usize, took: D
             .push((case.name.clone(), case.origin.clone(), lines));
     }
     let summary = format!(
-        "differential: {ran} cases, {} divergent, {intended} intended differences, in {:.1} s",
+        "differential: {ran} cases, {} divergent, {} listed as intended differences ({} differed), in {:.1} s",
         failures.len(),
+        intended.0,
+        intended.1,
         took.as_secs_f64()
     );
     Report {
