@@ -34,14 +34,14 @@ LONG_RUN_ENV = PUSH_GATEWAY_LONG_RUN_BIN=$(abspath $(call cross_out,$(NATIVE_TAR
 
 .PHONY: cross-setup cross size cross-test rss-aarch64 long-run rss-native speed
 
-cross-setup:
+cross-setup: ## install the cross toolchains and tools (cross/setup.sh)
 	@$(CROSS_DIR)/setup.sh
 
-cross: cross-setup
+cross: cross-setup ## static release binary for aarch64-unknown-linux-musl
 	$(CARGO) build --release --target $(CROSS_TARGET) --bin $(CROSS_BIN)
 	@echo "$(call cross_out,$(CROSS_TARGET)): $$(stat -c %s $(call cross_out,$(CROSS_TARGET))) bytes"
 
-size: cross-setup
+size: cross-setup ## release binary size per target
 	@set -e; for t in $(SIZE_TARGETS); do \
 		case $$t in $(CROSS_HOST)) flag= ;; *) flag="--target $$t" ;; esac; \
 		$(CARGO) build --quiet --release $$flag --bin $(CROSS_BIN); \
@@ -54,23 +54,23 @@ size: cross-setup
 		awk -v t="$$t" -v b="$$b" 'BEGIN { printf "%-30s %10d %9.1f\n", t, b, b / 1024 }'; \
 	done
 
-cross-test: cross-setup
+cross-test: cross-setup ## every test for aarch64, under qemu-user
 	$(CROSS_RUNNER_ENV) $(CARGO) test --target $(CROSS_TARGET)
 
-rss-aarch64: cross-setup
+rss-aarch64: cross-setup ## VmHWM/VmRSS on an emulated aarch64 kernel
 	CARGO='$(CARGO)' $(CROSS_DIR)/rss-aarch64.sh
 
 # 1,000,000 stream lines, 100,000 HTTP pushes, 10,000 scrapes, 1,000
 # connect/disconnect cycles after a warm-up: the in-process heap must come
 # back exactly, the real binary's VmRSS within 64 KiB.
-long-run: cross-setup
+long-run: cross-setup ## tests/long_run.rs in full, in release: heap and RSS stay flat
 	$(CARGO) build --release --target $(NATIVE_TARGET) --bin $(CROSS_BIN)
 	$(LONG_RUN_ENV) $(CARGO) test --release --test long_run -- --include-ignored --test-threads=1 --nocapture
 
-rss-native: cross-setup
+rss-native: cross-setup ## the RSS part of long-run, against the static x86_64 musl binary
 	$(CARGO) build --release --target $(NATIVE_TARGET) --bin $(CROSS_BIN)
 	$(LONG_RUN_ENV) $(CARGO) test --release --test long_run -- --ignored --exact \
 		rss_is_the_same_after_warm_up_and_after_the_long_run --nocapture
 
-speed: cross-setup
+speed: cross-setup ## instructions per push, line and scrape (callgrind)
 	CARGO='$(CARGO)' $(CROSS_DIR)/speed.sh

@@ -12,6 +12,11 @@
 #   put10     PUT of 10 series per request   (push-gateway: on its Unix
 #   put1000   PUT of 1000 series per request  socket; Pushgateway: TCP)
 #   stream    exposition lines streamed into the socket (push-gateway only)
+#   flood     never-seen series streamed into a full budget, so that every
+#             line evicts, at each of BENCH_FLOOD_BUDGETS (a gateway of its
+#             own per budget); then at the last budget, scrapes one after
+#             another while BENCH_FLOOD_PUSHERS connections flood, for their
+#             latency (push-gateway only)
 #
 # One core each: both servers run pinned to the same CPU (taskset), one at
 # a time, and the load generator runs on the other CPUs, so neither server
@@ -32,6 +37,9 @@
 #   BENCH_STREAM_SERIES=1000
 #   BENCH_CACHE_BYTES=1MiB  push-gateway --cache-bytes (the workloads need
 #                           under 1 MiB)
+#   BENCH_FLOOD_BUDGETS="10KiB 1MiB 16MiB"
+#   BENCH_FLOOD_CONNS=4     connections flooding, for the ingest rows
+#   BENCH_FLOOD_PUSHERS=16  connections flooding while one scrapes
 #   BENCH_SERVER_CPU=0      the CPU both servers are pinned to; the load
 #                           generator gets the others (no pinning with
 #                           BENCH_SERVER_CPU=none or on a one-CPU machine)
@@ -58,6 +66,9 @@ PUSHGATEWAY=${PUSHGATEWAY:-/usr/bin/prometheus-pushgateway}
 CARGO=${CARGO:-cargo}
 FILL_SERIES=100
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
+FLOOD_BUDGETS=${BENCH_FLOOD_BUDGETS:-10KiB 1MiB 16MiB}
+FLOOD_CONNS=${BENCH_FLOOD_CONNS:-4}
+FLOOD_PUSHERS=${BENCH_FLOOD_PUSHERS:-16}
 
 started_at=$(date +%s)
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -170,7 +181,9 @@ timeout_s=$(awk -v s="$SECONDS_PER_RUN" -v w="$WARMUP" 'BEGIN { printf "%d", s +
 lg() { # workload server(gw|pgw) loadgen-args...
     local workload=$1 server=$2 pid out
     shift 2
-    if [ "$server" = gw ]; then pid=$gw_pid; else pid=$pgw_pid; fi
+    if [ -n "${lg_pid:-}" ]; then
+        pid=$lg_pid
+    elif [ "$server" = gw ]; then pid=$gw_pid; else pid=$pgw_pid; fi
     if ! out=$(timeout "$timeout_s" "${pin_load[@]}" "$loadgen" "$@" --pid "$pid" --name "$server"); then
         say "bench: loadgen $* failed:"
         say "$out"
@@ -217,6 +230,40 @@ say "stream: $RUNS x ${SECONDS_PER_RUN}s (push-gateway only)"
 for _ in $(seq "$RUNS"); do
     lg stream gw stream --socket "$socket" --series "$STREAM_SERIES" -c "$STREAM_CONNS" \
         --scrape "$gw_addr" "${timing[@]}"
+done
+
+# Floods: a gateway of its own per budget, filled by one unmeasured run.
+flood_budgets=()
+for budget in $FLOOD_BUDGETS; do flood_budgets+=("$budget"); done
+flood_last=${flood_budgets[${#flood_budgets[@]} - 1]}
+flood_hwm=""
+for budget in "${flood_budgets[@]}"; do
+    say "flood at --cache-bytes $budget: $RUNS x ${SECONDS_PER_RUN}s"
+    read -r fl_port <<<"$("$loadgen" freeport)"
+    fl_socket=$tmp/flood-$budget.sock
+    fl_cmd=("$gateway_bin" --socket "$fl_socket" --listen "127.0.0.1:$fl_port" --cache-bytes "$budget" --ttl 1h)
+    RUST_LOG=warn "${pin_server[@]}" "${fl_cmd[@]}" >"$tmp/flood-$budget.log" 2>&1 &
+    lg_pid=$!
+    pids+=("$lg_pid")
+    wait_ready "push-gateway --cache-bytes $budget" "$lg_pid" "$fl_port" "$fl_socket"
+    fl=(--socket "$fl_socket" --scrape "127.0.0.1:$fl_port")
+    if ! out=$("${pin_load[@]}" "$loadgen" flood "${fl[@]}" -c "$FLOOD_CONNS" "${timing[@]}"); then
+        say "bench: filling the $budget gateway failed: $out"
+        exit 1
+    fi
+    for _ in $(seq "$RUNS"); do
+        lg "flood_$budget" gw flood "${fl[@]}" -c "$FLOOD_CONNS" "${timing[@]}"
+    done
+    if [ "$budget" = "$flood_last" ]; then
+        say "scrape while $FLOOD_PUSHERS connections flood at $budget: $RUNS x ${SECONDS_PER_RUN}s"
+        for _ in $(seq "$RUNS"); do
+            lg flood_scrape gw flood "${fl[@]}" -c "$FLOOD_PUSHERS" --scrapers 1 "${timing[@]}"
+        done
+        flood_hwm=$(awk '/^VmHWM:/ { print $2 / 1024 }' "/proc/$lg_pid/status" 2>/dev/null || true)
+    fi
+    kill -TERM "$lg_pid" 2>/dev/null || true
+    wait "$lg_pid" 2>/dev/null || true
+    lg_pid=""
 done
 
 hwm() { awk '/^VmHWM:/ { print $2 / 1024 }' "/proc/$1/status" 2>/dev/null || true; }
@@ -311,6 +358,8 @@ echo "  loadgen fill  (--socket SOCK | --tcp ADDR) --series $FILL_SERIES"
 echo "  loadgen scrape --addr ADDR -c $CONNS --seconds $SECONDS_PER_RUN --warmup $WARMUP"
 echo "  loadgen http  (--socket SOCK | --tcp ADDR) --series 10|1000 -c $CONNS --scrape ADDR --seconds $SECONDS_PER_RUN --warmup $WARMUP"
 echo "  loadgen stream --socket SOCK --series $STREAM_SERIES -c $STREAM_CONNS --scrape ADDR --seconds $SECONDS_PER_RUN"
+echo "  loadgen flood --socket SOCK --scrape ADDR -c $FLOOD_CONNS --seconds $SECONDS_PER_RUN   (a gateway per budget: --cache-bytes B --ttl 1h; one unmeasured run first fills it)"
+echo "  loadgen flood --socket SOCK --scrape ADDR -c $FLOOD_PUSHERS --scrapers 1 --seconds $SECONDS_PER_RUN   (at $flood_last)"
 echo "  (loadgen = $loadgen; every run also gets --pid SERVER_PID)"
 echo
 line "median of $RUNS runs" "push-gateway" "Pushgateway" "ratio" "goal"
@@ -340,6 +389,16 @@ fig "  page bytes" scrape page_bytes 0
 fig "  page samples" scrape page_samples 0
 fig "  server CPU (cores)" scrape server_cores 2
 fig "  loadgen CPU (cores)" scrape client_cores 2
+section "new-series flood at a full budget, every line evicts, $FLOOD_CONNS conns"
+for budget in "${flood_budgets[@]}"; do
+    fig "  lines/s applied, --cache-bytes $budget" "flood_$budget" samples_per_s 0 "2x of 1st"
+done
+section "scrapes while $FLOOD_PUSHERS conns flood new series, --cache-bytes $flood_last"
+fig "  scrape p50 latency (ms)" flood_scrape scrape_p50_us 1 "" 1000
+fig "  scrape p99 latency (ms)" flood_scrape scrape_p99_us 1 "< 100" 1000
+fig "  scrapes" flood_scrape scrapes 0
+fig "  lines/s applied meanwhile" flood_scrape samples_per_s 0
+row "  peak RSS of that gateway (MiB)" "$flood_hwm" "" 1
 section "memory"
 row "  peak RSS, VmHWM (MiB)" "$gw_hwm" "$pgw_hwm" 1 "<= 1/20"
 row "  RSS at the end (MiB)" "$gw_rss" "$pgw_rss" 1

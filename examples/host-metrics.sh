@@ -15,7 +15,8 @@
 #   --print          write the lines to standard output instead of pushing
 #   --socat, --nc    the client to push with (default: socat if installed)
 #
-# The socket is $PUSH_GATEWAY_SOCKET (default /run/push-gateway.sock);
+# The socket is $PUSH_GATEWAY_SOCKET (default /run/push-gateway.sock; after
+# `make run`, export PUSH_GATEWAY_SOCKET=/tmp/push-gateway.sock);
 # $HOST_METRICS_PROC replaces /proc (for tests). The
 # metric names are node_exporter's, so its dashboards and alerts work:
 #   node_load1, node_load5, node_load15

@@ -7,6 +7,7 @@
 //! loadgen http   (--socket PATH | --tcp ADDR) [--series 10] [-c 4] [--scrape ADDR]
 //! loadgen scrape (--addr ADDR | --socket PATH) [-c 4]
 //! loadgen fill   (--socket PATH | --tcp ADDR) [--series 100]
+//! loadgen flood  --socket PATH --scrape ADDR [-c 4] [--scrapers 0]
 //! loadgen freeport [-c 1]
 //!
 //! common: [--seconds 5] [--warmup 0] [--pid PID] [--name TEXT] [--job loadgen]
@@ -30,6 +31,16 @@
 //!   (`Content-Length` or chunked).
 //! * `fill`: one `PUT` of `--series` series to `/metrics/job/loadgen_fill`,
 //!   e.g. to give `scrape` a page of a known size.
+//! * `flood`: `-c` connections on the push socket write never-seen series
+//!   `loadgen_flood{run="R",conn="C",i="N"} 1` (R differs per run, N
+//!   counts up, ten digits, so every key is new and all are one size), as
+//!   fast as the gateway takes them: at a full budget each line evicts.
+//!   Rates count lines applied, as for `stream`. With `--scrapers S`, S
+//!   more connections `GET /metrics` from `--scrape` one after another
+//!   while the flood runs; every reply must be 200 with a page ending in a
+//!   newline, and the scrape latencies are reported (`scrape_p99_us`).
+//!   At the end a scrape must show the last series of at least one
+//!   connection (`verified=yes:N`: N connections' last series are there).
 //! * `freeport`: prints `-c` free TCP ports on 127.0.0.1 (one per line).
 //!
 //! With `--pid`, the server's CPU time (utime + stime from `/proc/PID/stat`)
@@ -57,6 +68,7 @@ const USAGE: &str = "usage:
   loadgen http   (--socket PATH | --tcp ADDR) [--series N] [-c N] [--scrape ADDR]
   loadgen scrape (--addr ADDR | --socket PATH) [-c N]
   loadgen fill   (--socket PATH | --tcp ADDR) [--series N]
+  loadgen flood  --socket PATH --scrape ADDR [-c N] [--scrapers N]
   loadgen freeport [-c N]
 common: [--seconds S] [--warmup S] [--pid PID] [--name TEXT] [--job NAME]";
 
@@ -79,6 +91,7 @@ enum Mode {
     Http,
     Scrape,
     Fill,
+    Flood,
     FreePort,
 }
 
@@ -89,6 +102,7 @@ impl Mode {
             Mode::Http => "http",
             Mode::Scrape => "scrape",
             Mode::Fill => "fill",
+            Mode::Flood => "flood",
             Mode::FreePort => "freeport",
         }
     }
@@ -182,6 +196,7 @@ struct Opts {
     pid: Option<u32>,
     name: String,
     job: String,
+    scrapers: usize,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -191,6 +206,7 @@ fn parse_args() -> Result<Opts, String> {
         Some("http") => Mode::Http,
         Some("scrape") => Mode::Scrape,
         Some("fill") => Mode::Fill,
+        Some("flood") => Mode::Flood,
         Some("freeport") => Mode::FreePort,
         Some("-h" | "--help") | None => return Err(String::new()),
         Some(other) => return Err(format!("unknown mode: {other}")),
@@ -214,6 +230,7 @@ fn parse_args() -> Result<Opts, String> {
         pid: None,
         name: String::new(),
         job: "loadgen".into(),
+        scrapers: 0,
     };
     let mut socket = None;
     let mut tcp = None;
@@ -236,6 +253,7 @@ fn parse_args() -> Result<Opts, String> {
             "--pid" => o.pid = Some(number(value()?)? as u32),
             "--name" => o.name = value()?,
             "--job" => o.job = value()?,
+            "--scrapers" => o.scrapers = number(value()?)? as usize,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
         }
@@ -262,6 +280,9 @@ fn parse_args() -> Result<Opts, String> {
             if o.series < o.conns {
                 return Err("stream needs --series >= -c".into());
             }
+        }
+        Mode::Flood if !matches!(o.target, Some(Target::Unix(_))) || o.scrape.is_none() => {
+            return Err("flood needs --socket and --scrape ADDR".into());
         }
         Mode::Http | Mode::Fill if o.series == 0 => return Err("--series must be >= 1".into()),
         _ => {}
@@ -811,9 +832,17 @@ fn stream_conn(mut conn: Conn, id: usize, conns: usize, series: usize, deadline:
             break;
         }
     }
+    await_close(&mut conn, &mut t);
+    t
+}
+
+/// Half-closes a push connection and waits for the gateway to close it,
+/// which it does once every line is applied; anything it answers is an
+/// error. Sets `t.end`.
+fn await_close(conn: &mut Conn, t: &mut Tally) {
     if let Err(e) = conn.shutdown_write() {
         t.fail(format!("shutdown: {e}"));
-        return t;
+        return;
     }
     // The gateway answers only bad lines; it closes once all are applied.
     let mut reply = [0u8; 512];
@@ -840,7 +869,6 @@ fn stream_conn(mut conn: Conn, id: usize, conns: usize, series: usize, deadline:
         }
     }
     t.end = Some(Instant::now());
-    t
 }
 
 /// A push request whose sample values are rewritten in place.
@@ -1230,6 +1258,258 @@ fn run(o: &Opts) -> Result<Report, String> {
     })
 }
 
+// ---- flood ------------------------------------------------------------------
+
+/// A flood connection: writes never-seen series until `deadline`, then
+/// waits for the gateway to apply them all. `last_value` is the number of
+/// its last series.
+fn flood_conn(mut conn: Conn, run: &str, id: usize, deadline: Instant) -> Tally {
+    let mut t = Tally::new();
+    let line = format!(
+        "loadgen_flood{{run=\"{run}\",conn=\"{id}\",i=\"{}\"}} 1\n",
+        "0".repeat(VALUE_DIGITS)
+    );
+    let digits_at = line.len() - VALUE_DIGITS - "\"} 1\n".len();
+    let per_write = (STREAM_WRITE_BYTES / line.len()).max(1);
+    let mut buf = line.repeat(per_write).into_bytes();
+    let mut next: u64 = 0;
+    loop {
+        for k in 0..per_write {
+            let at = k * line.len() + digits_at;
+            buf[at..at + VALUE_DIGITS].copy_from_slice(&ten_digits(next));
+            next += 1;
+        }
+        if let Err(e) = conn.write_all(&buf) {
+            t.fail(format!("write: {e}"));
+            return t;
+        }
+        t.ops += 1;
+        t.bytes += buf.len() as u64;
+        t.samples += per_write as u64;
+        t.last_value = next - 1;
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    await_close(&mut conn, &mut t);
+    t
+}
+
+/// Scrapes `addr` on one keep-alive connection, one request after another,
+/// until `stop`; each reply must be 200 with a page ending in a newline.
+fn scrape_until(addr: &str, stop: &std::sync::atomic::AtomicBool) -> Tally {
+    const SCRAPE: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: loadgen\r\n\r\n";
+    let mut t = Tally::new();
+    let mut conn = match Target::Tcp(addr.to_string()).connect() {
+        Ok(c) => c,
+        Err(e) => {
+            t.fail(format!("connect {addr}: {e}"));
+            return t;
+        }
+    };
+    let mut reader = Reader::new();
+    let mut page = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        page.clear();
+        let started = Instant::now();
+        let result = conn
+            .write_all(SCRAPE)
+            .map_err(|e| format!("write: {e}"))
+            .and_then(|()| reader.response(&mut conn, Some(&mut page)));
+        match result {
+            Ok(r) if r.status == 200 && page.ends_with(b"\n") && !r.close => {
+                t.hist.record(started.elapsed());
+                t.ops += 1;
+                t.bytes += r.body_bytes;
+            }
+            Ok(r) => {
+                t.fail(format!(
+                    "scrape answered {} with {} bytes{}",
+                    r.status,
+                    page.len(),
+                    if r.close { ", closing" } else { "" }
+                ));
+                break;
+            }
+            Err(e) => {
+                t.fail(format!("scrape: {e}"));
+                break;
+            }
+        }
+    }
+    t.end = Some(Instant::now());
+    t
+}
+
+fn flood(o: &Opts) -> Result<Report, String> {
+    let target = o.target.clone().ok_or("no target")?;
+    let scrape = o.scrape.clone().ok_or("no --scrape")?;
+    let run_id = format!(
+        "{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    );
+    let mut conns = Vec::with_capacity(o.conns);
+    for _ in 0..o.conns {
+        conns.push(
+            target
+                .connect()
+                .map_err(|e| format!("connect {}: {e}", target.describe()))?,
+        );
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let begin = Instant::now();
+    let deadline = begin + Duration::from_secs_f64(o.seconds);
+    let (pushers, scrapers, cpu0, cpu1) = thread::scope(|scope| {
+        let cpu0 = CpuMark::now(o.pid);
+        let pushers: Vec<_> = conns
+            .into_iter()
+            .enumerate()
+            .map(|(id, conn)| {
+                let run_id = &run_id;
+                scope.spawn(move || flood_conn(conn, run_id, id, deadline))
+            })
+            .collect();
+        let scrapers: Vec<_> = (0..o.scrapers)
+            .map(|_| scope.spawn(|| scrape_until(&scrape, &stop)))
+            .collect();
+        let join = |h: thread::ScopedJoinHandle<'_, Tally>| {
+            h.join().unwrap_or_else(|_| {
+                let mut t = Tally::new();
+                t.fail("connection thread panicked".into());
+                t
+            })
+        };
+        let pushers: Vec<Tally> = pushers.into_iter().map(join).collect();
+        let cpu1 = CpuMark::now(o.pid);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let scrapers: Vec<Tally> = scrapers.into_iter().map(join).collect();
+        (pushers, scrapers, cpu0, cpu1)
+    });
+    let end = pushers
+        .iter()
+        .filter_map(|t| t.end)
+        .max()
+        .unwrap_or_else(Instant::now);
+    let elapsed = end.duration_since(begin).as_secs_f64().max(1e-9);
+    let mut hist = Hist::new();
+    let (mut samples, mut bytes, mut scrapes, mut errors) = (0, 0, 0, 0);
+    let mut first_error = None;
+    for t in pushers.iter().chain(&scrapers) {
+        hist.merge(&t.hist);
+        errors += t.errors;
+        if first_error.is_none() {
+            first_error.clone_from(&t.first_error);
+        }
+    }
+    for t in &pushers {
+        samples += t.samples;
+        bytes += t.bytes;
+    }
+    for t in &scrapers {
+        scrapes += t.ops;
+    }
+    // The series written last of all is the last of some connection, and
+    // no budget evicts it: at least one connection's last series must be
+    // there (with a budget of a few series, only that one may be).
+    let verified = match fetch_page(&scrape) {
+        Ok(page) => {
+            let text = String::from_utf8_lossy(&page);
+            let found = pushers
+                .iter()
+                .enumerate()
+                .filter(|(id, t)| {
+                    let key = format!(
+                        "loadgen_flood{{conn=\"{id}\",i=\"{}\",run=\"{run_id}\"}} 1\n",
+                        String::from_utf8_lossy(&ten_digits(t.last_value))
+                    );
+                    t.samples > 0 && text.contains(&key)
+                })
+                .count();
+            if found > 0 {
+                format!("yes:{found}")
+            } else {
+                errors += 1;
+                first_error.get_or_insert(
+                    "check failed: no connection's last series is on the page".into(),
+                );
+                "no".into()
+            }
+        }
+        Err(e) => {
+            errors += 1;
+            first_error.get_or_insert(format!("check failed: {e}"));
+            "no".into()
+        }
+    };
+    let per_s = |n: u64| n as f64 / elapsed;
+    let mut f = String::new();
+    let _ = write!(f, "mode=flood");
+    if !o.name.is_empty() {
+        kv(&mut f, "name", &o.name);
+    }
+    kv(&mut f, "target", target.describe());
+    kv(&mut f, "c", o.conns);
+    kv(&mut f, "scrapers", o.scrapers);
+    kv(&mut f, "seconds", format!("{elapsed:.3}"));
+    kv(&mut f, "samples", samples);
+    kv(&mut f, "samples_per_s", format!("{:.0}", per_s(samples)));
+    kv(&mut f, "bytes_per_s", format!("{:.0}", per_s(bytes)));
+    let (p50, p99) = (hist.quantile_us(0.5), hist.quantile_us(0.99));
+    if o.scrapers > 0 {
+        kv(&mut f, "scrapes", scrapes);
+        kv(&mut f, "scrape_p50_us", format!("{p50:.1}"));
+        kv(&mut f, "scrape_p99_us", format!("{p99:.1}"));
+        kv(
+            &mut f,
+            "scrape_max_us",
+            format!("{:.1}", hist.max_ns as f64 / 1000.0),
+        );
+    }
+    kv(&mut f, "errors", errors);
+    kv(&mut f, "verified", &verified);
+    if let (Some(a), Some(b)) = (cpu0.server, cpu1.server) {
+        kv(&mut f, "server_cores", format!("{:.2}", (b - a) / elapsed));
+    }
+    if let Some(pid) = o.pid {
+        if let Some(kib) = status_kib(pid, "VmRSS") {
+            kv(&mut f, "server_rss_kib", kib);
+        }
+        if let Some(kib) = status_kib(pid, "VmHWM") {
+            kv(&mut f, "server_hwm_kib", kib);
+        }
+    }
+    let mut h = format!(
+        "flood: {} conns of new series -> {}: {:.2} M lines/s applied",
+        o.conns,
+        target.describe(),
+        per_s(samples) / 1e6
+    );
+    if o.scrapers > 0 {
+        let _ = write!(
+            h,
+            "; {scrapes} scrapes meanwhile, p50 {:.1} ms, p99 {:.1} ms",
+            p50 / 1e3,
+            p99 / 1e3
+        );
+    }
+    let _ = write!(h, "; check {verified}");
+    if errors > 0 {
+        let _ = write!(
+            h,
+            "; {errors} errors, first: {}",
+            first_error.as_deref().unwrap_or("?")
+        );
+    }
+    Ok(Report {
+        fields: f,
+        human: h,
+        ok: errors == 0 && samples > 0 && (o.scrapers == 0 || scrapes > 0),
+    })
+}
+
 fn fill(o: &Opts) -> Result<Report, String> {
     let target = o.target.clone().ok_or("no target")?;
     let mut conn = target
@@ -1306,6 +1586,7 @@ fn main() -> ExitCode {
             };
         }
         Mode::Fill => fill(&o),
+        Mode::Flood => flood(&o),
         _ => run(&o),
     };
     match report {

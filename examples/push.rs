@@ -10,7 +10,7 @@
 //! Lines come from the arguments, one per argument, or else from standard
 //! input (streamed: a long-running producer can pipe into it for days). The
 //! socket is `--socket PATH`, else `$PUSH_GATEWAY_SOCKET`, else
-//! `/run/push-gateway.sock`.
+//! `/run/push-gateway.sock` (after `make run`: `/tmp/push-gateway.sock`).
 //!
 //! The gateway answers nothing for good lines and `error: line N: REASON`
 //! for a bad one (which is skipped; the other lines are kept). Those

@@ -7,7 +7,8 @@
 #   printf 'jobs_done_total{queue="mail"} 42\n' | examples/push.sh --nc
 #
 # Lines come from the arguments, one per argument, or else from standard
-# input. The socket is $PUSH_GATEWAY_SOCKET (default /run/push-gateway.sock);
+# input. The socket is $PUSH_GATEWAY_SOCKET (default /run/push-gateway.sock;
+# after `make run`, export PUSH_GATEWAY_SOCKET=/tmp/push-gateway.sock);
 # pushing needs write access to it (membership of its group).
 #
 # Options:

@@ -7,6 +7,7 @@ two, on loopback only (anyone who can reach the bridge can push):
 
     socat TCP-LISTEN:9092,bind=127.0.0.1,fork,reuseaddr \\
           UNIX-CONNECT:/run/push-gateway.sock &
+    # (after `make run`, the socket is /tmp/push-gateway.sock)
     python3 examples/push_python.py                  # pushes to 127.0.0.1:9092
     python3 examples/push_python.py 127.0.0.1:9092 --job nightly-backup
 

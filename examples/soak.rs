@@ -22,9 +22,9 @@
 //! clients did. The largest `VmRSS` seen during `--warmup` is the baseline;
 //! the soak fails if `VmRSS` ever exceeds it by more than `--tolerance-kb`
 //! afterwards, if a client sees a wrong answer (a status it did not expect,
-//! an invalid page), or if the gateway exits. Connections refused at
-//! `--max-connections` are counted and printed, not failures. Exit status 0 on success, 1
-//! on failure, 2 on bad usage. `examples/soak.sh` builds and runs it
+//! an invalid page), or if the gateway exits. Connections refused at a
+//! full connection budget are counted and printed, not failures. Exit
+//! status 0 on success, 1 on failure, 2 on bad usage. `examples/soak.sh` builds and runs it
 //! against a release build. Uses std and the gateway's own parser only.
 
 use std::io::{self, Read, Write};
@@ -87,7 +87,7 @@ struct Counters {
     http_pushes: AtomicU64,
     scrapes: AtomicU64,
     churn: AtomicU64,
-    /// Connections refused at `--max-connections` (503, or an error line).
+    /// Connections refused at a full connection budget (503, or an error line).
     refused: AtomicU64,
     failures: AtomicU64,
 }

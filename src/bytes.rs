@@ -50,6 +50,26 @@ pub fn cmp(a: &[u8], b: &[u8]) -> Ordering {
     a.len().cmp(&b.len())
 }
 
+/// Where `a` and `b` first differ: the index of the first unequal byte,
+/// or the shorter length if one is a prefix of the other.
+#[inline]
+pub fn mismatch(a: &[u8], b: &[u8]) -> usize {
+    let common = a.len().min(b.len());
+    let mut at = 0;
+    while at + 8 <= common {
+        let x = word(a, at) ^ word(b, at);
+        if x != 0 {
+            // Little-endian words: the first byte is the lowest.
+            return at + (u64::from_le(x).trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while at < common && a[at] == b[at] {
+        at += 1;
+    }
+    at
+}
+
 /// `dst.copy_from_slice(src)` for short pieces (keys are built of them), a
 /// word at a time. The static build's musl `memcpy` copies the unaligned head and
 /// tail of a copy byte by byte: some 60 instructions for 20 bytes.

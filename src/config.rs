@@ -1,10 +1,12 @@
 //! Command line and environment: raw flags become a checked [`Config`].
 //!
 //! Every flag can also be set with an environment variable
-//! `PUSH_GATEWAY_<FLAG>` (for systemd `EnvironmentFile=`). Sizes take a
-//! `KiB`/`MiB`/`GiB` suffix and durations `ms`/`s`/`m`/`h`; both are parsed with
-//! nom. An invalid value makes clap exit with status 2 and a message naming
-//! the flag. Holds no memory beyond the parsed values.
+//! `PUSH_GATEWAY_<FLAG>` (for systemd `EnvironmentFile=`). Sizes are bytes
+//! or take a `KiB`/`MiB`/`GiB` suffix; durations always take a unit,
+//! `ms`/`s`/`m`/`h` (a bare number is refused: seconds or milliseconds
+//! would be a guess). Both are parsed with nom. An invalid value makes clap
+//! exit with status 2 and a message naming the flag and the expected form.
+//! Holds no memory beyond the parsed values.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +30,13 @@ pub struct Config {
     pub cache_bytes: usize,
     pub ttl: Duration,
     pub socket_mode: u32,
-    pub max_connections: usize,
+    /// Connections on the push socket at once (`--max-push-connections`).
+    pub max_push_connections: usize,
+    /// Connections on the scrape port at once (`--max-scrape-connections`).
+    pub max_scrape_connections: usize,
+    /// `--max-connections` when it was given: the start-up log says it is
+    /// deprecated and what it was taken for.
+    pub legacy_max_connections: Option<usize>,
     /// Largest HTTP push body, in bytes.
     pub max_body_bytes: usize,
     /// Whether `/metrics` ends with the gateway's own metrics.
@@ -48,7 +56,11 @@ impl Config {
     pub fn with_defaults(socket: PathBuf) -> Config {
         let mut args = Args::parse_from(["push-gateway"]);
         args.socket = socket;
-        args.into_config()
+        match args.into_config() {
+            Ok(config) => config,
+            // The defaults are ours: --max-ttl 24h is above --ttl 60s.
+            Err(e) => unreachable!("the default flags disagree: {e}"),
+        }
     }
 }
 
@@ -67,29 +79,40 @@ pub struct Args {
     pub socket: PathBuf,
 
     /// TCP address serving /metrics (read-only)
-    #[arg(long, env = "PUSH_GATEWAY_LISTEN", default_value = "0.0.0.0:9091")]
+    #[arg(long, env = "PUSH_GATEWAY_LISTEN", default_value = "0.0.0.0:9091", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     /// Cache budget: plain bytes or with a KiB/MiB/GiB suffix (e.g. 10KiB,
     /// 2MiB; 1 KiB to 1 GiB)
-    #[arg(long, env = "PUSH_GATEWAY_CACHE_BYTES", default_value = "10KiB", value_parser = parse_cache_bytes)]
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_CACHE_BYTES", default_value = "10KiB", value_parser = parse_cache_bytes)]
     pub cache_bytes: usize,
 
     /// A series lives this long after its last write (e.g. 500ms, 60s, 5m, 1h)
-    #[arg(long, env = "PUSH_GATEWAY_TTL", default_value = "60s", value_parser = parse_ttl)]
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_TTL", default_value = "60s", value_parser = parse_ttl)]
     pub ttl: Duration,
 
     /// File mode of the push socket, in octal
-    #[arg(long, env = "PUSH_GATEWAY_SOCKET_MODE", default_value = "0660", value_parser = parse_mode)]
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_SOCKET_MODE", default_value = "0660", value_parser = parse_mode)]
     pub socket_mode: u32,
 
-    /// Pushers and scrapers together; past it new connections are refused
-    #[arg(long, env = "PUSH_GATEWAY_MAX_CONNECTIONS", default_value = "64", value_parser = parse_max_connections)]
-    pub max_connections: usize,
+    /// Connections on the push socket at once (default 64); when all are
+    /// open, the one idle longest is closed to admit a new one
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_PUSH_CONNECTIONS", value_parser = parse_max_connections)]
+    pub max_push_connections: Option<usize>,
+
+    /// Connections on the TCP port at once (default 16); when all are
+    /// open, the one idle longest is closed to admit a new one
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_SCRAPE_CONNECTIONS", value_parser = parse_max_connections)]
+    pub max_scrape_connections: Option<usize>,
+
+    /// Deprecated: sets both --max-push-connections and
+    /// --max-scrape-connections (each one given wins over it)
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_CONNECTIONS", value_parser = parse_max_connections)]
+    pub max_connections: Option<usize>,
 
     /// Largest HTTP push body (KiB/MiB/GiB suffixes); default: the cache budget,
     /// since a larger push cannot fit
-    #[arg(long, env = "PUSH_GATEWAY_MAX_BODY_BYTES", value_parser = parse_size)]
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_BODY_BYTES", value_parser = parse_size)]
     pub max_body_bytes: Option<usize>,
 
     /// Group owning the push socket (name or number), so that pushers of
@@ -98,7 +121,7 @@ pub struct Args {
     pub socket_group: Option<String>,
 
     /// Longest TTL a push may ask for with `Push-TTL` or `# TTL`
-    #[arg(long, env = "PUSH_GATEWAY_MAX_TTL", default_value = "24h", value_parser = parse_ttl)]
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_TTL", default_value = "24h", value_parser = parse_ttl)]
     pub max_ttl: Duration,
 
     /// Remove each series once a scrape that included it has been sent
@@ -118,35 +141,59 @@ pub struct Args {
 }
 
 impl Args {
-    pub fn into_config(self) -> Config {
-        Config {
+    /// Checks what no single flag can: `--max-ttl` must not be below
+    /// `--ttl` (raising it silently would allow pushes the operator meant
+    /// to refuse).
+    ///
+    /// # Errors
+    /// A message naming both flags and what to change.
+    pub fn into_config(self) -> Result<Config, String> {
+        if self.max_ttl < self.ttl {
+            return Err(format!(
+                "--max-ttl {} is below --ttl {}: a push could not even ask for the default TTL; raise --max-ttl to at least {} or lower --ttl",
+                format_duration(self.max_ttl),
+                format_duration(self.ttl),
+                format_duration(self.ttl),
+            ));
+        }
+        Ok(Config {
             socket: self.socket,
             listen: self.listen,
             cache_bytes: self.cache_bytes,
             ttl: self.ttl,
             socket_mode: self.socket_mode,
-            max_connections: self.max_connections,
+            max_push_connections: self
+                .max_push_connections
+                .or(self.max_connections)
+                .unwrap_or(limits::PUSH_CONNECTIONS_DEFAULT),
+            max_scrape_connections: self
+                .max_scrape_connections
+                .or(self.max_connections)
+                .unwrap_or(limits::SCRAPE_CONNECTIONS_DEFAULT),
+            legacy_max_connections: self.max_connections,
             max_body_bytes: self.max_body_bytes.unwrap_or(self.cache_bytes),
             self_metrics: !self.no_self_metrics,
             socket_group: self.socket_group,
-            max_ttl: self.max_ttl.max(self.ttl),
+            max_ttl: self.max_ttl,
             drain_on_scrape: self.drain_on_scrape,
             scrape_auth: self.scrape_auth_file,
-        }
+        })
     }
 }
 
-/// Parses `123`, `10KiB`, `2MiB`, `1GiB` (also `K`, `KB`, `M`, `MB`, `G`,
-/// `GB`, all binary).
+/// Parses what README documents: bytes (`4096`) or a number with a
+/// binary suffix, `KiB`, `MiB` or `GiB` (`10KiB`, `2MiB`, `1GiB`; a space
+/// before the suffix is allowed). `K`, `KB`, `MB`... are refused rather
+/// than guessed at (KB is 1000 bytes to some, 1024 to others).
 ///
 /// # Errors
 /// A message saying what form is expected.
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let unit = alt((
-        value(1usize << 30, alt((tag("GiB"), tag("GB"), tag("G")))),
-        value(1usize << 20, alt((tag("MiB"), tag("MB"), tag("M")))),
-        value(1usize << 10, alt((tag("KiB"), tag("KB"), tag("K")))),
-        value(1usize, alt((tag("B"), tag("")))),
+        value(1usize << 30, tag("GiB")),
+        value(1usize << 20, tag("MiB")),
+        value(1usize << 10, tag("KiB")),
+        value(1usize, tag("")),
     ));
     let number = map_res(digit1, str::parse::<usize>);
     let mut parser = all_consuming((number, space0, unit));
@@ -156,7 +203,7 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
             .checked_mul(mult)
             .ok_or_else(|| format!("{s:?} is too large")),
         Err(_) => Err(format!(
-            "{s:?} is not a size: use bytes or a KiB/MiB/GiB suffix, e.g. 10KiB"
+            "{s:?} is not a size: use a whole number of bytes, or one with a KiB, MiB or GiB suffix, e.g. 4096, 10KiB, 1GiB"
         )),
     }
 }
@@ -177,7 +224,8 @@ fn parse_scrape_auth_file(s: &str) -> Result<ScrapeAuth, String> {
     auth::load(std::path::Path::new(s))
 }
 
-/// Parses `500ms`, `60s`, `5m`, `1h` (a bare number is seconds).
+/// Parses `500ms`, `60s`, `5m`, `1h`. The unit is required: a bare
+/// number is refused, as the message says.
 ///
 /// # Errors
 /// A message saying what form is expected.
@@ -187,7 +235,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         value(1000u64, tag("s")),
         value(60_000u64, tag("m")),
         value(3_600_000u64, tag("h")),
-        value(1000u64, tag("")),
     ));
     let number = map_res(digit1, str::parse::<u64>);
     let mut parser = all_consuming((number, space0, unit));
@@ -198,9 +245,32 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .map(Duration::from_millis)
             .ok_or_else(|| format!("{s:?} is too long")),
         Err(_) => Err(format!(
-            "{s:?} is not a duration: use a number with ms, s, m or h, e.g. 60s"
+            "{s:?} is not a duration: use a whole number with a unit, ms, s, m or h, e.g. 500ms, 60s, 5m, 24h"
         )),
     }
+}
+
+/// Writes a duration in the largest unit that holds it exactly, as the
+/// flags take it (`24h`, `90s`, `1500ms`), so messages can be pasted back.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0ms".into(),
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
+}
+
+/// `IP:PORT`, as `SocketAddr` reads it; the message names the form
+/// (host names are not looked up: the gateway resolves nothing).
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!(
+            "{s:?} is not an address: use IP:PORT, e.g. 0.0.0.0:9091, 127.0.0.1:9091 or [::1]:9091 (a numeric IP; host names such as localhost are not accepted)"
+        )
+    })
 }
 
 fn parse_ttl(s: &str) -> Result<Duration, String> {
@@ -246,14 +316,16 @@ mod tests {
             ("2MiB", Some(2 << 20)),
             ("4096", Some(4096)),
             ("1 KiB", Some(1024)),
-            ("3K", Some(3072)),
-            ("12B", Some(12)),
+            ("3K", None),
+            ("3KB", None),
+            ("12B", None),
             ("KiB", None),
             ("-1", None),
             ("1.5KiB", None),
             ("1GiB", Some(1 << 30)),
-            ("2G", Some(2 << 30)),
-            ("1 GB", Some(1 << 30)),
+            ("2G", None),
+            ("1 GB", None),
+            ("2 GiB", Some(2 << 30)),
             ("1.5GiB", None),
             ("1TiB", None),
             ("99999999999999999999MiB", None),
@@ -269,7 +341,9 @@ mod tests {
             ("500ms", Some(500)),
             ("5m", Some(300_000)),
             ("1h", Some(3_600_000)),
-            ("7", Some(7000)),
+            ("7", None),
+            ("-1", None),
+            ("1500ms", Some(1500)),
             ("1d", None),
             ("s", None),
         ] {
@@ -281,6 +355,26 @@ mod tests {
         }
         assert!(parse_ttl("0s").is_err());
         assert!(parse_ttl("9000h").is_err());
+        for (ms, text) in [
+            (86_400_000, "24h"),
+            (90_000, "90s"),
+            (300_000, "5m"),
+            (1500, "1500ms"),
+        ] {
+            assert_eq!(format_duration(Duration::from_millis(ms)), text);
+            assert_eq!(parse_duration(text), Ok(Duration::from_millis(ms)));
+        }
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert!(parse_listen("127.0.0.1:9091").is_ok());
+        assert!(parse_listen("[::1]:9091").is_ok());
+        let e = parse_listen("localhost:9091").unwrap_err();
+        assert!(
+            e.contains("IP:PORT") && e.contains("[::1]:9091") && e.contains("host names"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -290,6 +384,23 @@ mod tests {
         assert!(parse_mode("0999").is_err());
         assert!(parse_mode("7777").is_err());
         assert!(parse_mode("rw").is_err());
+    }
+
+    #[test]
+    fn connection_budgets_and_the_deprecated_flag() {
+        let budgets = |args: &[&str]| {
+            let c = Args::parse_from([&["push-gateway"], args].concat())
+                .into_config()
+                .unwrap();
+            (c.max_push_connections, c.max_scrape_connections)
+        };
+        assert_eq!(budgets(&[]), (64, 16));
+        assert_eq!(budgets(&["--max-push-connections", "5"]), (5, 16));
+        assert_eq!(budgets(&["--max-scrape-connections", "3"]), (64, 3));
+        // The old flag sets both; a new one given with it wins for its kind.
+        assert_eq!(budgets(&["--max-connections", "8"]), (8, 8));
+        let both = ["--max-connections", "8", "--max-scrape-connections", "2"];
+        assert_eq!(budgets(&both), (8, 2));
     }
 
     #[test]

@@ -28,12 +28,14 @@ use mio::{Interest, Registry, Token};
 
 use crate::auth::ScrapeAuth;
 use crate::cache::Cache;
+use crate::decompress::{DecodeError, Decoder};
 use crate::exposition::{self, Line, LineError};
-use crate::http::{self, BodyFraming, Chunked};
+use crate::http::{self, BodyFraming, Chunked, Encoding};
 use crate::ingest::{self, IngestError, StreamContext};
 use crate::limits::{
-    IDLE_TIMEOUT, LINE_MAX_BYTES, LINGER, REPLY_MAX_BYTES, REQUEST_HEAD_MAX_BYTES, REQUEST_TIMEOUT,
-    TURN_READS, TURN_STEPS, WRITE_TIMEOUT,
+    BODY_TIMEOUT, IDLE_TIMEOUT, LINE_MAX_BYTES, LINGER, PARTIAL_LINE_TIMEOUT, REPLY_MAX_BYTES,
+    REQUEST_HEAD_MAX_BYTES, REQUEST_TIMEOUT, STREAM_READ_BYTES, STREAM_READ_BYTES_WHILE_SENDING,
+    TURN_LINES, TURN_READS, TURN_RECORDS_MOVED, TURN_STEPS, WRITE_TIMEOUT,
 };
 use crate::push;
 use crate::render::Renderer;
@@ -45,6 +47,8 @@ use crate::warn_limit::WarnLimit;
 pub struct Ctx<'a> {
     pub cache: &'a mut Cache,
     pub renderer: &'a mut Renderer,
+    /// The JSON API's documents.
+    pub api: &'a mut crate::api::Api,
     /// Scratch for series keys.
     pub key: &'a mut Vec<u8>,
     /// Milliseconds on the gateway's monotonic clock.
@@ -133,6 +137,9 @@ pub struct Outbox {
     pub(crate) drain_page: u32,
     /// A drain page that has just been sent whole.
     delivered: u32,
+    /// Bytes written since the connection opened: tells the event loop
+    /// that the connection moved bytes (a response being taken is activity).
+    written: u64,
 }
 
 impl Outbox {
@@ -172,7 +179,10 @@ impl Outbox {
             }
             match socket.write_vectored(&unsent[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.sent += n,
+                Ok(n) => {
+                    self.sent += n;
+                    self.written += n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
@@ -203,8 +213,12 @@ pub struct HttpState {
     /// The path of the push being read, kept past its head.
     path: String,
     pending: Option<PendingPush>,
-    /// The body of the push being read, at most `--max-body-bytes`.
+    /// The body of the push being read, at most `--max-body-bytes`
+    /// (decoded, for a compressed body).
     body: Vec<u8>,
+    /// A compressed body's bytes between de-chunking and decoding: at most
+    /// one read of the request buffer.
+    raw: Vec<u8>,
 }
 
 pub enum State {
@@ -213,6 +227,9 @@ pub enum State {
     Detect {
         head: [u8; DETECT_BYTES],
         have: usize,
+        /// When the first byte arrived: the first line, like an HTTP
+        /// request head, must be complete within [`REQUEST_TIMEOUT`].
+        started: u64,
     },
     Stream(StreamState),
     Http(HttpState),
@@ -223,7 +240,7 @@ pub enum State {
 const REQUEST_BUF_START_BYTES: usize = 1024;
 
 /// Enough bytes to tell an HTTP method and target from exposition text.
-const DETECT_BYTES: usize = 16;
+const DETECT_BYTES: usize = http::DETECT_MAX_BYTES;
 
 pub struct Conn {
     pub socket: Socket,
@@ -233,8 +250,12 @@ pub struct Conn {
     out: Outbox,
     /// Whether WRITABLE is in the registered interest.
     writable: bool,
-    /// Last time bytes moved in either direction.
+    /// Last time a byte was received or a request was done: the write and
+    /// idle timeouts run from here.
     last_progress: u64,
+    /// Last time bytes moved in either direction: how the event loop orders
+    /// connections by idleness (see [`Conn::last_active`]).
+    last_active: u64,
     /// The event loop's turn in which this connection last ran.
     pub last_turn: u64,
     /// Whether it waits in the event loop's list of yielded connections.
@@ -249,6 +270,7 @@ impl Conn {
             State::Detect {
                 head: [0; DETECT_BYTES],
                 have: 0,
+                started: now,
             },
             now,
         )
@@ -270,6 +292,7 @@ impl Conn {
             out: Outbox::default(),
             writable: false,
             last_progress: now,
+            last_active: now,
             last_turn: 0,
             queued: false,
         }
@@ -309,29 +332,77 @@ impl Conn {
         self.out.is_empty()
     }
 
+    /// Accepted on the push socket (else on the scrape port): which
+    /// connection budget it counts against.
+    pub fn is_push(&self) -> bool {
+        self.may_push
+    }
+
+    /// The last time a byte moved either way: the event loop closes the
+    /// connection idle longest to admit a newcomer at a full budget.
+    pub fn last_active(&self) -> u64 {
+        self.last_active
+    }
+
+    /// Whether nothing is half done: no partial request, body or line, no
+    /// response waiting to be sent, and the first request or line done.
+    /// Closing such a connection to admit another loses nothing in flight:
+    /// a keep-alive connection between requests (or lingering after its
+    /// last response), a stream between lines. A fresh connection is not at
+    /// rest: its client is about to send its first request or line.
+    /// Error replies a stream pusher has not read do not count: they are
+    /// dropped when they do not fit, anyway.
+    pub fn at_rest(&self) -> bool {
+        match &self.state {
+            State::Detect { .. } => false,
+            State::Stream(s) => s.carry.is_empty() && !s.discarding,
+            State::Http(h) => {
+                self.out.is_empty()
+                    && (h.lingering
+                        || (h.len == 0 && h.pending.is_none() && h.request_started.is_none()))
+            }
+        }
+    }
+
     /// When this connection must be closed if nothing happens, if ever.
     pub fn deadline(&self) -> Option<u64> {
         let ms = |d: std::time::Duration| d.as_millis() as u64;
+        if let State::Stream(s) = &self.state {
+            // Stream pushers may stay quiet between lines for as long as
+            // they like, not in the middle of one.
+            let line = (!s.carry.is_empty() || s.discarding)
+                .then(|| self.last_progress + ms(PARTIAL_LINE_TIMEOUT));
+            let write = (!self.out.is_empty()).then(|| self.last_progress + ms(WRITE_TIMEOUT));
+            return line.into_iter().chain(write).min();
+        }
         if !self.out.is_empty() {
             return Some(self.last_progress + ms(WRITE_TIMEOUT));
         }
         match &self.state {
-            // Stream pushers may stay quiet for as long as they like.
             State::Stream(_) => None,
-            State::Detect { .. } => Some(self.last_progress + ms(IDLE_TIMEOUT)),
+            State::Detect { have: 0, .. } => Some(self.last_progress + ms(IDLE_TIMEOUT)),
+            State::Detect { started, .. } => Some(started + ms(REQUEST_TIMEOUT)),
             State::Http(h) if h.lingering => Some(self.last_progress + ms(LINGER)),
-            State::Http(h) => match h.request_started {
-                Some(t) => Some(t + ms(REQUEST_TIMEOUT)),
-                None => Some(self.last_progress + ms(IDLE_TIMEOUT)),
+            State::Http(h) => match (&h.pending, h.request_started) {
+                (Some(p), _) => Some(p.head_done + ms(BODY_TIMEOUT)),
+                (None, Some(t)) => Some(t + ms(REQUEST_TIMEOUT)),
+                (None, None) => Some(self.last_progress + ms(IDLE_TIMEOUT)),
             },
         }
     }
 
-    /// Tells a client over `--max-connections` why it is dropped, best
+    /// Tells a client over its connection budget why it is dropped, best
     /// effort (one non-blocking write), before the caller drops it.
     pub fn refuse(&mut self) {
-        const WHY: &str = "too many connections (--max-connections); try again later\n";
-        let mut msg = Vec::with_capacity(160);
+        let why = match self.socket {
+            Socket::Unix(_) => {
+                "too many push connections in use (--max-push-connections), none idle; try again later\n"
+            }
+            Socket::Tcp(_) => {
+                "too many scrape connections in use (--max-scrape-connections), none idle; try again later\n"
+            }
+        };
+        let mut msg = Vec::with_capacity(256);
         match self.socket {
             Socket::Unix(_) => msg.extend_from_slice(b"error: "),
             Socket::Tcp(_) => {
@@ -339,50 +410,93 @@ impl Conn {
                     &mut msg,
                     503,
                     "text/plain; charset=utf-8",
-                    WHY.len(),
+                    why.len(),
                     false,
                     None,
                 );
             }
         }
-        msg.extend_from_slice(WHY.as_bytes());
+        msg.extend_from_slice(why.as_bytes());
         let _ = self.socket.write(&msg);
     }
 
-    /// The deadline passed: answer 408 to a half-sent request, best
-    /// effort, before the event loop closes the connection.
-    pub fn time_out(&mut self) {
-        if let State::Http(h) = &self.state
-            && h.request_started.is_some()
-            && self.out.is_empty()
-        {
-            let body = "request timeout: send the whole request head within 10 s\n";
+    /// Closed to admit a newcomer at a full budget. A stream pusher is told
+    /// why, best effort; an HTTP client gets nothing (a keep-alive connection
+    /// may be closed between requests, and nothing else is ever evicted
+    /// before [`crate::limits::EVICT_BUSY_AFTER`] without a byte).
+    pub fn evict(&mut self) {
+        if matches!(self.state, State::Stream(_) | State::Detect { .. }) && self.out.is_empty() {
+            let why = b"error: connection closed to admit another: it was idle longest and all --max-push-connections are in use\n";
+            let _ = self.socket.write(why);
+        }
+    }
+
+    /// The deadline passed: answer 408 to a half-sent request or an
+    /// error to a half-sent line, best effort, before the event loop closes
+    /// the connection. Returns whether this is a timeout to count (rather
+    /// than the normal end of a lingering close).
+    pub fn time_out(&mut self) -> bool {
+        let secs = |d: std::time::Duration| d.as_secs();
+        let why = match &self.state {
+            _ if !self.out.is_empty() => return true,
+            State::Http(h) if h.lingering => return false,
+            State::Http(h) if h.pending.is_some() => format!(
+                "request timeout: send the whole body within {} s of the request head\n",
+                secs(BODY_TIMEOUT)
+            ),
+            State::Http(h) if h.request_started.is_some() => format!(
+                "request timeout: send the whole request head within {} s\n",
+                secs(REQUEST_TIMEOUT)
+            ),
+            State::Stream(s) if !s.carry.is_empty() || s.discarding => format!(
+                "error: line {}: no newline within {} s of the last byte; connection closed\n",
+                s.line_no + 1,
+                secs(PARTIAL_LINE_TIMEOUT)
+            ),
+            State::Detect { have, .. } if *have > 0 => format!(
+                "error: the first line was not complete within {} s; connection closed\n",
+                secs(REQUEST_TIMEOUT)
+            ),
+            _ => return true,
+        };
+        if let State::Http(_) = self.state {
             http::write_head(
                 &mut self.out.bytes,
                 408,
                 "text/plain",
-                body.len(),
+                why.len(),
                 false,
                 None,
             );
-            self.out.bytes.extend_from_slice(body.as_bytes());
-            let _ = self.out.flush(&mut self.socket);
         }
+        self.out.bytes.extend_from_slice(why.as_bytes());
+        let _ = self.out.flush(&mut self.socket);
+        true
     }
 
     /// Handles readiness: sends what is pending, reads and processes until
     /// the socket would block. `chunk` is the shared read buffer: stream
     /// bytes are applied straight from it.
     pub fn ready(&mut self, ctx: &mut Ctx, chunk: &mut [u8]) -> Step {
-        match self.state {
+        let (received, written) = (self.last_progress, self.out.written);
+        let step = match self.state {
             State::Detect { .. } => self.detect(ctx, chunk),
             State::Stream(_) => self.stream_ready(ctx, chunk),
             State::Http(_) => self.http_ready(ctx),
+        };
+        if self.last_progress != received || self.out.written != written {
+            self.last_active = ctx.now;
         }
+        step
     }
 
     fn detect(&mut self, ctx: &mut Ctx, chunk: &mut [u8]) -> Step {
-        let State::Detect { head, have } = &mut self.state else {
+        let State::Detect {
+            head,
+            have,
+            started,
+        } = &mut self.state
+        else {
             return Step::Close;
         };
         // Read no more than a few bytes, so that if this is HTTP all of them
@@ -391,6 +505,9 @@ impl Conn {
             match self.socket.read(&mut head[*have..]) {
                 Ok(0) => break true,
                 Ok(n) => {
+                    if *have == 0 {
+                        *started = ctx.now;
+                    }
                     *have += n;
                     self.last_progress = ctx.now;
                     match http::looks_like_http(&head[..*have]) {
@@ -403,12 +520,12 @@ impl Conn {
                 Err(_) => return Step::Close,
             }
         };
-        let (head, have) = (*head, *have);
+        let (head, have, started) = (*head, *have, *started);
         if http::looks_like_http(&head[..have]) == Some(true) {
             let mut h = HttpState::new();
             h.buf[..have].copy_from_slice(&head[..have]);
             h.len = have;
-            h.request_started = Some(ctx.now);
+            h.request_started = Some(started);
             self.state = State::Http(h);
             return if eof {
                 Step::Close
@@ -434,12 +551,27 @@ impl Conn {
             return Step::Close;
         };
         let mut reads = 0;
+        // The turn is bounded by work too: lines applied and records the
+        // cache moved for them (see limits.rs).
+        let (lines_from, moved_from) = (s.line_no, ctx.cache.stats.records_moved);
+        // While a page is being sent, it goes out a send buffer per turn:
+        // pushers take one small read per turn then, so that it does not
+        // wait for all of them many times over.
+        let (reads_max, read_bytes) = if ctx.renderer.page_in_flight() {
+            (1, STREAM_READ_BYTES_WHILE_SENDING)
+        } else {
+            (TURN_READS, STREAM_READ_BYTES)
+        };
         let step = loop {
-            if reads == TURN_READS {
+            if reads == reads_max
+                || s.line_no - lines_from >= TURN_LINES
+                || ctx.cache.stats.records_moved - moved_from >= TURN_RECORDS_MOVED
+            {
                 break Step::Yield;
             }
             reads += 1;
-            match self.socket.read(chunk) {
+            let want = read_bytes.min(chunk.len());
+            match self.socket.read(&mut chunk[..want]) {
                 Ok(0) => {
                     s.finish(&mut self.out, ctx);
                     let _ = self.out.flush(&mut self.socket);
@@ -491,7 +623,17 @@ impl Conn {
                     self.last_progress = ctx.now;
                 }
                 Progress::NeedBytes => match self.socket.read(h.spare()) {
-                    Ok(0) => return Step::Close,
+                    Ok(0) => {
+                        // A push whose body ends early still gets an
+                        // answer (the client may have only shut its side).
+                        if h.pending.take().is_some() {
+                            ctx.stats.push_rejected("http");
+                            let msg = "request body cut short: send as many bytes as Content-Length says, or the last chunk";
+                            routes::fail(&mut self.out, 400, msg);
+                            let _ = self.out.flush(&mut self.socket);
+                        }
+                        return Step::Close;
+                    }
                     Ok(n) => {
                         if h.len == 0 && h.pending.is_none() {
                             h.request_started = Some(ctx.now);
@@ -518,9 +660,13 @@ enum Progress {
 /// A push request whose body is being read.
 struct PendingPush {
     head: PushHead,
+    /// Decodes a compressed body into `HttpState::body`.
+    decoder: Option<Decoder>,
     /// Where the query starts in `HttpState::path`.
     query_at: usize,
     body: BodyRead,
+    /// When the head was complete: [`BODY_TIMEOUT`] runs from here.
+    head_done: u64,
 }
 
 enum BodyRead {
@@ -541,6 +687,11 @@ impl HttpState {
             Ok(Some(req)) => req,
             Ok(None) => return Progress::NeedBytes,
             Err(e) => {
+                // The push socket is for pushes: a request refused before
+                // its path is known counts as a refused push.
+                if may_push {
+                    ctx.stats.push_rejected(e.reason());
+                }
                 self.fail(out, e.status(), &e.to_string());
                 return Progress::Done;
             }
@@ -573,10 +724,17 @@ impl HttpState {
         if req.expect_continue && req.body != BodyFraming::None && self.len == head_len {
             out.bytes.extend_from_slice(http::CONTINUE);
         }
+        let decoder = match head.encoding {
+            Encoding::Identity => None,
+            Encoding::Gzip => Some(Decoder::gzip()),
+            Encoding::Snappy => Some(Decoder::snappy()),
+        };
         self.pending = Some(PendingPush {
             head,
+            decoder,
             query_at,
             body,
+            head_done: ctx.now,
         });
         self.body.clear();
         self.consume(head_len);
@@ -588,35 +746,47 @@ impl HttpState {
         let Some(pending) = &mut self.pending else {
             return Progress::Done;
         };
+        // A compressed body is de-chunked into `raw`, then decoded into
+        // the body; a plain one goes straight to the body.
+        let sink = if pending.decoder.is_some() {
+            &mut self.raw
+        } else {
+            &mut self.body
+        };
         let (used, complete) = match &mut pending.body {
             BodyRead::Length(left) => {
                 let n = self.len.min(usize::try_from(*left).unwrap_or(usize::MAX));
-                self.body.extend_from_slice(&self.buf[..n]);
+                sink.extend_from_slice(&self.buf[..n]);
                 *left -= n as u64;
                 (n, *left == 0)
             }
             BodyRead::Chunked(state) => {
-                match http::decode_chunked(
-                    state,
-                    &self.buf[..self.len],
-                    &mut self.body,
-                    ctx.max_body,
-                ) {
+                match http::decode_chunked(state, &self.buf[..self.len], sink, ctx.max_body) {
                     Ok(n) => (n, *state == Chunked::Done),
                     Err(e) => {
-                        self.pending = None;
                         let reason = if e.status() == 413 {
                             "too_large"
                         } else {
                             "http"
                         };
-                        ctx.stats.push_rejected(reason);
-                        self.fail(out, e.status(), &e.to_string());
-                        return Progress::Done;
+                        return self.refuse_body(out, ctx, reason, e.status(), &e.to_string());
                     }
                 }
             }
         };
+        if let Some(decoder) = &mut pending.decoder {
+            let decoded = decoder
+                .feed(&self.raw, &mut self.body, ctx.max_body)
+                .and_then(|()| if complete { decoder.finish() } else { Ok(()) });
+            self.raw.clear();
+            if let Err(e) = decoded {
+                let (reason, status) = match e {
+                    DecodeError::TooLarge => ("too_large", 413),
+                    DecodeError::Corrupt(_) => ("encoding", 400),
+                };
+                return self.refuse_body(out, ctx, reason, status, &e.to_string());
+            }
+        }
         self.consume(used);
         if !complete {
             return Progress::NeedBytes;
@@ -628,6 +798,22 @@ impl HttpState {
         routes::finish_push(out, ctx, &p.head, path, query, &self.body);
         self.close_after = !p.head.keep_alive;
         self.request_started = (self.len > 0).then_some(ctx.now);
+        Progress::Done
+    }
+
+    /// Refuses the push whose body is being read, and closes after it.
+    fn refuse_body(
+        &mut self,
+        out: &mut Outbox,
+        ctx: &mut Ctx,
+        reason: &str,
+        status: u16,
+        message: &str,
+    ) -> Progress {
+        self.pending = None;
+        self.raw = Vec::new();
+        ctx.stats.push_rejected(reason);
+        self.fail(out, status, message);
         Progress::Done
     }
 
@@ -689,6 +875,7 @@ impl HttpState {
             path: String::new(),
             pending: None,
             body: Vec::new(),
+            raw: Vec::new(),
             request_started: None,
         }
     }

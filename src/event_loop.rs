@@ -14,10 +14,24 @@
 //! otherwise ignored: there is nothing to re-read, and its default action
 //! would end the process and leave its socket file behind.
 //!
+//! # Connection budgets
+//! Pushers (the Unix socket) and scrapers (TCP) have budgets of their own,
+//! `--max-push-connections` and `--max-scrape-connections`, so no number of
+//! TCP connections can keep a local pusher out. When a newcomer finds its
+//! budget full, the connection of its kind idle longest is closed to admit
+//! it: one at rest if any (see [`Conn::at_rest`]), else one that moved no
+//! byte for [`EVICT_BUSY_AFTER`]; only when there is none is the newcomer
+//! refused. Holding idle connections therefore keeps nobody out, and a
+//! connection that moves bytes is never closed for a newcomer. The slab
+//! keeps each kind's connections on two lists (at rest, busy) in order of
+//! last activity, so finding the one to close costs O(1); each listener
+//! accepts at most [`TURN_ACCEPTS`] per turn.
+//!
 //! # Memory
 //! The cache (`--cache-bytes`), the renderer's page and order, a shared
-//! read chunk of [`READ_CHUNK_BYTES`], and a slab of `--max-connections`
-//! connections, each bounded as [`crate::conn`] documents.
+//! read chunk of [`READ_CHUNK_BYTES`], and a slab of `--max-push-connections`
+//! plus `--max-scrape-connections` connections, each bounded as
+//! [`crate::conn`] documents.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -27,27 +41,64 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 pub use signal_hook_mio::v1_0::Signals;
 
+use crate::api::Api;
 use crate::auth::ScrapeAuth;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::conn::{Conn, Ctx, Step};
 use crate::ingest;
-use crate::limits::{ACCEPT_RETRY, READ_CHUNK_BYTES, SHUTDOWN_GRACE, WARN_WINDOW};
+use crate::limits::{
+    ACCEPT_RETRY, ADMIT_WAIT, EVICT_BUSY_AFTER, READ_CHUNK_BYTES, SCRAPE_SEND_BUFFER_BYTES,
+    SHUTDOWN_GRACE, TURN_ACCEPTS, WARN_WINDOW,
+};
 use crate::push;
 use crate::render::Renderer;
-use crate::self_metrics::Stats;
+use crate::self_metrics::{Closed, Stats};
 use crate::slab::Slab;
+use crate::sockopt;
 use crate::warn_limit::WarnLimit;
 
 pub const PUSH_LISTENER: Token = Token(usize::MAX - 1);
 pub const SCRAPE_LISTENER: Token = Token(usize::MAX - 2);
 pub const SIGNALS: Token = Token(usize::MAX - 3);
 
+/// The two kinds of connection, each with its own budget; index of
+/// [`Server::budgets`].
+const PUSH: usize = 0;
+const SCRAPE: usize = 1;
+
+/// The slab's lists: per kind, connections at rest and busy ones, each in
+/// order of last activity.
+const LISTS: usize = 4;
+
+fn kind_of(conn: &Conn) -> usize {
+    if conn.is_push() { PUSH } else { SCRAPE }
+}
+
+/// The list `conn` belongs on now.
+fn list_of(conn: &Conn) -> usize {
+    2 * kind_of(conn) + usize::from(!conn.at_rest())
+}
+
+/// The flag that sets a kind's budget, for log lines and replies.
+const BUDGET_FLAGS: [&str; 2] = ["--max-push-connections", "--max-scrape-connections"];
+
 /// Everything the loop owns besides the poll and the listeners.
 struct Server {
     cache: Cache,
     renderer: Renderer,
-    conns: Slab<Conn>,
+    api: Api,
+    conns: Slab<Conn, LISTS>,
+    /// `--max-push-connections` and `--max-scrape-connections`.
+    budgets: [usize; 2],
+    /// Connections accepted per listener this turn, at most [`TURN_ACCEPTS`].
+    accepted: [usize; 2],
+    /// A listener stopped at [`TURN_ACCEPTS`] with connections left in its
+    /// backlog: accept again next turn (no new event will say so).
+    accept_backlog: [bool; 2],
+    /// Since when newcomers of a kind wait in the backlog: their budget is
+    /// full and no connection can be closed for them (see [`ADMIT_WAIT`]).
+    accept_wait: [Option<u64>; 2],
     /// Connections to close after the current batch of events.
     closing: Vec<usize>,
     /// Connections that stopped with work left, to resume next turn.
@@ -116,14 +167,34 @@ pub fn run_with_signals(
     registry.register(&mut push, PUSH_LISTENER, Interest::READABLE)?;
     registry.register(&mut scrape, SCRAPE_LISTENER, Interest::READABLE)?;
     registry.register(&mut signals, SIGNALS, Interest::READABLE)?;
+    // Connections inherit the listener's send buffer: a scraper that does
+    // not read pins at most about twice this in the kernel.
+    if let Err(e) = sockopt::set_send_buffer(&scrape, SCRAPE_SEND_BUFFER_BYTES) {
+        log::warn!(
+            "cannot set the scrape connections' send buffer to {SCRAPE_SEND_BUFFER_BYTES} bytes ({e}): the kernel's default applies"
+        );
+    }
+    if let Some(n) = config.legacy_max_connections {
+        log::warn!(
+            "--max-connections (PUSH_GATEWAY_MAX_CONNECTIONS) is deprecated: it sets both --max-push-connections and --max-scrape-connections to {n} unless they are given; now {} push and {} scrape connections",
+            config.max_push_connections,
+            config.max_scrape_connections
+        );
+    }
     let cache = Cache::new(config.cache_bytes);
+    let capacity = config.max_push_connections + config.max_scrape_connections;
     let mut server = Server {
         renderer: Renderer::new(&cache),
+        api: Api::new(config, unix_now()),
         cache,
-        conns: Slab::with_capacity(config.max_connections),
-        closing: Vec::with_capacity(config.max_connections),
-        resume: Vec::with_capacity(config.max_connections),
-        resuming: Vec::with_capacity(config.max_connections),
+        conns: Slab::with_capacity(capacity),
+        budgets: [config.max_push_connections, config.max_scrape_connections],
+        accepted: [0; 2],
+        accept_backlog: [false; 2],
+        accept_wait: [None; 2],
+        closing: Vec::with_capacity(capacity),
+        resume: Vec::with_capacity(capacity),
+        resuming: Vec::with_capacity(capacity),
         turn: 0,
         chunk: vec![0; READ_CHUNK_BYTES],
         key: ingest::key_buffer(),
@@ -148,7 +219,7 @@ pub fn run_with_signals(
     let mut events = Events::with_capacity(256);
     loop {
         let now = server.now();
-        let timeout = if server.resume.is_empty() {
+        let timeout = if server.resume.is_empty() && server.accept_backlog == [false; 2] {
             server
                 .next_wakeup()
                 .map(|t| Duration::from_millis(t.saturating_sub(now)))
@@ -164,6 +235,7 @@ pub fn run_with_signals(
         }
         let now = server.now();
         server.turn += 1;
+        server.accepted = [0; 2];
         server.cache.expire(now);
         for event in events.iter() {
             match event.token() {
@@ -194,6 +266,17 @@ pub fn run_with_signals(
             }
         }
         server.resume_yielded(poll.registry(), now);
+        // Backlogs left at TURN_ACCEPTS, or waiting for a slot: no event
+        // says when to go on.
+        let backlog = std::mem::take(&mut server.accept_backlog);
+        if server.shutdown_by.is_none() {
+            if backlog[PUSH] || server.accept_wait[PUSH].is_some() {
+                server.accept_pushers(&push, poll.registry(), now);
+            }
+            if backlog[SCRAPE] || server.accept_wait[SCRAPE].is_some() {
+                server.accept_scrapers(&scrape, poll.registry(), now);
+            }
+        }
         if server.shutdown_by.is_none() && server.accept_paused_until.is_some_and(|t| t <= now) {
             server.accept_paused_until = None;
             server.accept_pushers(&push, poll.registry(), now);
@@ -229,10 +312,23 @@ impl Server {
     /// The earliest time something must happen without an event.
     fn next_wakeup(&self) -> Option<u64> {
         let conns = self.conns.iter().filter_map(|(_, c)| c.deadline());
+        // Newcomers waiting for a slot: until they are refused, or until
+        // the busy connection idle longest may be closed for them.
+        let admit = [PUSH, SCRAPE].into_iter().filter_map(|kind| {
+            let since = self.accept_wait[kind]?;
+            let refuse_at = since + ADMIT_WAIT.as_millis() as u64;
+            let busy = self
+                .conns
+                .oldest(2 * kind + 1)
+                .and_then(|k| self.conns.get(k));
+            let evict_at = busy.map(|c| c.last_active() + EVICT_BUSY_AFTER.as_millis() as u64);
+            Some(evict_at.map_or(refuse_at, |t| t.min(refuse_at)))
+        });
         self.cache
             .next_deadline()
             .into_iter()
             .chain(conns)
+            .chain(admit)
             .chain(self.accept_paused_until)
             .chain(self.shutdown_by)
             .min()
@@ -267,11 +363,52 @@ impl Server {
         }
     }
 
+    /// Whether to accept one more connection of `kind` now. Not past
+    /// [`TURN_ACCEPTS`] this turn (the rest of the backlog goes next turn).
+    /// At a full budget with no connection to close for a newcomer, not
+    /// for [`ADMIT_WAIT`]: connections just admitted are about to be served
+    /// and come to rest, and the newcomers wait in the kernel's backlog, in
+    /// order, rather than be refused; past it they are accepted and refused
+    /// until the backlog is empty.
+    fn may_accept(&mut self, kind: usize, registry: &Registry, now: u64) -> bool {
+        if self.accept_paused_until.is_some() {
+            return false;
+        }
+        if self.accepted[kind] == TURN_ACCEPTS {
+            self.accept_backlog[kind] = true;
+            return false;
+        }
+        if self.open(kind) >= self.budgets[kind] && !self.closing.is_empty() {
+            // Connections that are done still hold their slots until the
+            // end of the batch: free them now rather than close another.
+            // An event still queued for a freed token reaches the next
+            // connection as a spurious wake-up, which is harmless.
+            self.close_finished(registry);
+        }
+        let admit = self.open(kind) < self.budgets[kind] || self.victim(kind, now).is_some();
+        match self.accept_wait[kind] {
+            _ if admit => self.accept_wait[kind] = None,
+            None => {
+                self.accept_wait[kind] = Some(now);
+                return false;
+            }
+            Some(since) if now < since + ADMIT_WAIT.as_millis() as u64 => return false,
+            // Waited long enough: refuse what is in the backlog.
+            Some(_) => {}
+        }
+        self.accepted[kind] += 1;
+        true
+    }
+
     fn accept_pushers(&mut self, listener: &UnixListener, registry: &Registry, now: u64) {
-        while self.accept_paused_until.is_none() {
+        while self.may_accept(PUSH, registry, now) {
             match listener.accept() {
                 Ok((stream, _)) => self.add(Conn::push(stream, now), registry, now),
                 Err(e) => {
+                    if e.kind() == io::ErrorKind::WouldBlock {
+                        // Nobody waits any more.
+                        self.accept_wait[PUSH] = None;
+                    }
                     if !self.accept_failed(e, now) {
                         return;
                     }
@@ -281,10 +418,14 @@ impl Server {
     }
 
     fn accept_scrapers(&mut self, listener: &TcpListener, registry: &Registry, now: u64) {
-        while self.accept_paused_until.is_none() {
+        while self.may_accept(SCRAPE, registry, now) {
             match listener.accept() {
                 Ok((stream, _)) => self.add(Conn::scrape(stream, now), registry, now),
                 Err(e) => {
+                    if e.kind() == io::ErrorKind::WouldBlock {
+                        // Nobody waits any more.
+                        self.accept_wait[SCRAPE] = None;
+                    }
                     if !self.accept_failed(e, now) {
                         return;
                     }
@@ -303,7 +444,7 @@ impl Server {
                 // readable, so retry later instead of spinning.
                 if self.accept_warn.allow(now) {
                     log::warn!(
-                        "accept failed: {e}; retrying every {ACCEPT_RETRY:?} (raise the open file limit, LimitNOFILE=, above --max-connections)"
+                        "accept failed: {e}; retrying every {ACCEPT_RETRY:?} (raise the open file limit, LimitNOFILE=, above --max-push-connections plus --max-scrape-connections)"
                     );
                 }
                 self.accept_paused_until = Some(now + ACCEPT_RETRY.as_millis() as u64);
@@ -312,23 +453,45 @@ impl Server {
         }
     }
 
+    /// Connections of `kind` open now.
+    fn open(&self, kind: usize) -> usize {
+        self.conns.list_len(2 * kind) + self.conns.list_len(2 * kind + 1)
+    }
+
+    /// The connection of `kind` to close for a newcomer: the one at rest
+    /// idle longest, else the busy one idle longest if it has moved no byte
+    /// for [`EVICT_BUSY_AFTER`].
+    fn victim(&self, kind: usize, now: u64) -> Option<usize> {
+        if let Some(key) = self.conns.oldest(2 * kind) {
+            return Some(key);
+        }
+        let key = self.conns.oldest(2 * kind + 1)?;
+        let idle = now.saturating_sub(self.conns.get(key)?.last_active());
+        (idle >= EVICT_BUSY_AFTER.as_millis() as u64).then_some(key)
+    }
+
+    /// Admits `conn`, closing another of its kind if its budget is full
+    /// (the caller asked [`Server::may_accept`] first), or refuses it.
     fn add(&mut self, conn: Conn, registry: &Registry, now: u64) {
-        let conn = match self.conns.insert(conn) {
-            Err(conn) if !self.closing.is_empty() => {
-                // Connections that are done still hold their slots until
-                // the end of the batch: free them now rather than refuse.
-                // An event still queued for a freed token reaches the new
-                // connection as a spurious wake-up, which is harmless.
-                self.close_finished(registry);
-                self.conns.insert(conn)
+        let kind = kind_of(&conn);
+        // Whether the new connection's key is already in the list of
+        // yielded connections (left there by the connection it replaces).
+        let mut queued = false;
+        if self.open(kind) >= self.budgets[kind] {
+            match self.victim(kind, now) {
+                Some(victim) => queued = self.evict(victim, kind, registry, now),
+                None => return self.refuse(conn, kind, now),
             }
-            other => other,
-        };
-        match conn {
+        }
+        let list = list_of(&conn);
+        match self.conns.insert(conn, list) {
             Ok(key) => {
                 self.stats.connections_accepted += 1;
                 let conn = self.conns.get_mut(key);
-                let registered = conn.map(|c| c.register(registry, Token(key)));
+                let registered = conn.map(|c| {
+                    c.queued = queued;
+                    c.register(registry, Token(key))
+                });
                 if !matches!(registered, Some(Ok(()))) {
                     self.closing.push(key);
                     return;
@@ -337,17 +500,41 @@ impl Server {
                 // now, since edge-triggered readiness reports only new ones.
                 self.conn_ready(key, registry, now);
             }
-            Err(mut conn) => {
-                self.stats.connections_refused += 1;
-                if self.warn.allow(now) {
-                    log::warn!(
-                        "refused a connection: all {} connections in use (--max-connections)",
-                        self.conns.len()
-                    );
-                }
-                conn.refuse();
-            }
+            // The slab holds both budgets: not reached.
+            Err(conn) => self.refuse(conn, kind, now),
         }
+    }
+
+    fn refuse(&mut self, mut conn: Conn, kind: usize, now: u64) {
+        self.stats.connections_refused += 1;
+        if self.warn.allow(now) {
+            log::warn!(
+                "refused a connection: all {} {} are in use and none has been idle for {EVICT_BUSY_AFTER:?}",
+                self.budgets[kind],
+                BUDGET_FLAGS[kind],
+            );
+        }
+        conn.refuse();
+    }
+
+    /// Closes `key` at once to admit a newcomer of `kind`; returns whether
+    /// its key waits in the list of yielded connections.
+    fn evict(&mut self, key: usize, kind: usize, registry: &Registry, now: u64) -> bool {
+        let Some(mut conn) = self.conns.remove(key) else {
+            return false;
+        };
+        conn.evict();
+        self.stats.connection_closed(kind == PUSH, Closed::Evicted);
+        if self.warn.allow(now) {
+            log::warn!(
+                "closed the connection idle longest to admit another: all {} {} are in use",
+                self.budgets[kind],
+                BUDGET_FLAGS[kind],
+            );
+        }
+        let queued = conn.queued;
+        self.finish(conn, registry);
+        queued
     }
 
     fn conn_ready(&mut self, key: usize, registry: &Registry, now: u64) {
@@ -358,6 +545,7 @@ impl Server {
         let mut ctx = Ctx {
             cache: &mut self.cache,
             renderer: &mut self.renderer,
+            api: &mut self.api,
             key: &mut self.key,
             now,
             unix_now: unix_now(),
@@ -370,12 +558,21 @@ impl Server {
             warn: &mut self.warn,
             scrape_auth: self.scrape_auth.as_ref(),
         };
+        let before = (conn.last_active(), conn.at_rest());
         let step = conn.ready(&mut ctx, &mut self.chunk);
+        let moved = (conn.last_active(), conn.at_rest()) != before;
+        let list = list_of(conn);
         if step == Step::Close || conn.update_interest(registry, Token(key)).is_err() {
             self.closing.push(key);
+            return;
         } else if step == Step::Yield && !conn.queued {
             conn.queued = true;
             self.resume.push(key);
+        }
+        if moved {
+            // Last active now, or at rest or busy from now: the back of
+            // its list, which stays in order of last activity.
+            self.conns.touch(key, list);
         }
     }
 
@@ -405,20 +602,28 @@ impl Server {
             if let Some(conn) = self.conns.get_mut(key)
                 && conn.deadline().is_some_and(|d| d <= now)
             {
-                conn.time_out();
+                if conn.time_out() {
+                    let push = conn.is_push();
+                    self.stats.connection_closed(push, Closed::Timeout);
+                }
                 self.closing.push(key);
             }
         }
     }
 
     fn close_finished(&mut self, registry: &Registry) {
-        for key in self.closing.drain(..) {
-            if let Some(mut conn) = self.conns.remove(key) {
-                if let Some(page) = conn.undelivered_page() {
-                    self.cache.drain_failed(page);
-                }
-                conn.deregister(registry);
+        while let Some(key) = self.closing.pop() {
+            if let Some(conn) = self.conns.remove(key) {
+                self.finish(conn, registry);
             }
         }
+    }
+
+    /// What closing a connection takes besides dropping it.
+    fn finish(&mut self, mut conn: Conn, registry: &Registry) {
+        if let Some(page) = conn.undelivered_page() {
+            self.cache.drain_failed(page);
+        }
+        conn.deregister(registry);
     }
 }

@@ -36,6 +36,64 @@ impl Method {
     }
 }
 
+/// A body's `Content-Encoding`, as the Pushgateway accepts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+    /// Snappy's framing format (what `snappy.StreamCompressor` and Go's
+    /// `snappy.NewWriter` write), not a raw snappy block.
+    Snappy,
+}
+
+impl Encoding {
+    /// The coding a `Content-Encoding` value names (case-insensitive;
+    /// `identity` list members are dropped), or `None` for an unsupported
+    /// one or more than one coding.
+    fn from_header(value: &str) -> Option<Encoding> {
+        let mut found = Encoding::Identity;
+        for coding in value.split(',').map(|c| c.trim_matches([' ', '\t'])) {
+            let this =
+                if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                    Encoding::Gzip
+                } else if coding.eq_ignore_ascii_case("snappy") {
+                    Encoding::Snappy
+                } else if coding.eq_ignore_ascii_case("identity") || coding.is_empty() {
+                    continue;
+                } else {
+                    return None;
+                };
+            if found != Encoding::Identity {
+                return None;
+            }
+            found = this;
+        }
+        Some(found)
+    }
+}
+
+/// The origin-form of a request target: an absolute-form target
+/// (`http://host/metrics`, as proxies send) without its scheme and host.
+fn origin_form(target: &str) -> &str {
+    let scheme = |s: &str| {
+        target
+            .get(..s.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(s))
+    };
+    let after = if scheme("http://") {
+        7
+    } else if scheme("https://") {
+        8
+    } else {
+        return target;
+    };
+    match target[after..].find(['/', '?']) {
+        Some(at) if target.as_bytes()[after + at] == b'/' => &target[after + at..],
+        // `http://host` or `http://host?q`: the path is `/`.
+        _ => "/",
+    }
+}
+
 /// How the request's body is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFraming {
@@ -57,6 +115,8 @@ pub struct Request<'a> {
     pub expect_continue: bool,
     /// Whether `Content-Type` names the delimited protobuf format.
     pub protobuf: bool,
+    /// `Content-Encoding` of the body.
+    pub encoding: Encoding,
     /// `Push-TTL`: the pushed group's (or counter's) TTL.
     pub push_ttl: Option<&'a str>,
     /// `Push-Drain`: whether the pushed series drain on scrape.
@@ -78,9 +138,14 @@ pub enum HttpError {
     Framing(&'static str),
     /// A body over `--max-body-bytes`.
     BodyTooLarge,
-    /// A compressed body (`Content-Encoding`), which the gateway does not
-    /// decode.
+    /// A `Content-Encoding` the gateway does not decode.
     Encoding,
+    /// A `Transfer-Encoding` other than chunked.
+    TransferEncoding,
+    /// Not HTTP/1.0 or HTTP/1.1.
+    Version,
+    /// An `Expect` other than `100-continue`.
+    Expectation,
 }
 
 impl HttpError {
@@ -89,7 +154,21 @@ impl HttpError {
             HttpError::HeadTooLarge => 431,
             HttpError::BodyTooLarge => 413,
             HttpError::Encoding => 415,
+            HttpError::TransferEncoding => 501,
+            HttpError::Version => 505,
+            HttpError::Expectation => 417,
             HttpError::Malformed(_) | HttpError::Framing(_) => 400,
+        }
+    }
+}
+
+impl HttpError {
+    /// The `reason` label of `push_gateway_pushes_rejected_total`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            HttpError::HeadTooLarge | HttpError::BodyTooLarge => "too_large",
+            HttpError::Encoding => "encoding",
+            _ => "http",
         }
     }
 }
@@ -105,7 +184,14 @@ impl fmt::Display for HttpError {
                 "request body over the limit (--max-body-bytes, by default the cache budget): push less per request",
             ),
             HttpError::Encoding => f.write_str(
-                "compressed bodies (Content-Encoding) are not supported: push uncompressed (e.g. without compression='gzip')",
+                "unsupported Content-Encoding: send the body as gzip, snappy (framed) or identity",
+            ),
+            HttpError::TransferEncoding => f.write_str(
+                "unsupported Transfer-Encoding: send the body plain (Content-Length) or chunked",
+            ),
+            HttpError::Version => f.write_str("unsupported HTTP version: use HTTP/1.0 or HTTP/1.1"),
+            HttpError::Expectation => f.write_str(
+                "unsupported Expect: only 100-continue is understood; send no other expectation",
             ),
             HttpError::Malformed(what) | HttpError::Framing(what) => f.write_str(what),
         }
@@ -129,10 +215,10 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
             };
         }
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
-        Err(httparse::Error::Version) => {
-            return Err(HttpError::Malformed(
-                "unsupported HTTP version: use HTTP/1.0 or HTTP/1.1",
-            ));
+        // httparse says "version" of any third word; only an `HTTP/x.y`
+        // there is an unsupported version, the rest is not HTTP at all.
+        Err(httparse::Error::Version) if names_http_version(buf) => {
+            return Err(HttpError::Version);
         }
         Err(_) => {
             return Err(HttpError::Malformed(
@@ -146,17 +232,22 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
     let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
         return Err(HttpError::Malformed("malformed HTTP request line"));
     };
+    let target = origin_form(target);
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut keep_alive = version == 1;
     let mut length = None;
     let mut chunked = false;
     let mut expect_continue = false;
     let mut protobuf = false;
+    let mut encoding = Encoding::Identity;
+    let mut hosts = 0;
     let mut push_ttl = None;
     let mut push_drain = None;
     let mut authorization = None;
     for h in req.headers.iter() {
-        let value = std::str::from_utf8(h.value).unwrap_or("").trim();
+        let value = std::str::from_utf8(h.value)
+            .unwrap_or("")
+            .trim_matches([' ', '\t']);
         if h.name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") {
@@ -165,26 +256,32 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
                     keep_alive = true;
                 }
             }
+        } else if h.name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+            if hosts > 1 || h.value.iter().any(|&b| b <= b' ' || b == 0x7f) {
+                return Err(HttpError::Malformed(
+                    "bad Host header: send exactly one, with the host name (and port) only",
+                ));
+            }
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            let n = value.parse::<u64>().map_err(|_| {
-                HttpError::Framing("invalid Content-Length: send a decimal byte count")
-            })?;
+            // Digits only: no sign, no spaces inside, no list, no hex.
+            let n = Some(value)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or(HttpError::Framing(
+                    "invalid Content-Length: send a decimal byte count",
+                ))?;
             if length.is_some_and(|l| l != n) {
                 return Err(HttpError::Framing("conflicting Content-Length headers"));
             }
             length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            if value.eq_ignore_ascii_case("chunked") {
-                chunked = true;
-            } else {
-                return Err(HttpError::Framing(
-                    "unsupported Transfer-Encoding: send the body plain or chunked",
-                ));
+            if !value.eq_ignore_ascii_case("chunked") {
+                return Err(HttpError::TransferEncoding);
             }
+            chunked = true;
         } else if h.name.eq_ignore_ascii_case("content-encoding") {
-            if !value.eq_ignore_ascii_case("identity") {
-                return Err(HttpError::Encoding);
-            }
+            encoding = Encoding::from_header(value).ok_or(HttpError::Encoding)?;
         } else if h.name.eq_ignore_ascii_case("push-ttl") {
             push_ttl = Some(value);
         } else if h.name.eq_ignore_ascii_case("push-drain") {
@@ -194,8 +291,16 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
         } else if h.name.eq_ignore_ascii_case("content-type") {
             protobuf = crate::protobuf::is_protobuf(value);
         } else if h.name.eq_ignore_ascii_case("expect") {
-            expect_continue = value.eq_ignore_ascii_case("100-continue");
+            if !value.eq_ignore_ascii_case("100-continue") {
+                return Err(HttpError::Expectation);
+            }
+            expect_continue = true;
         }
+    }
+    if version == 1 && hosts == 0 {
+        return Err(HttpError::Malformed(
+            "missing Host header: HTTP/1.1 requests must send one",
+        ));
     }
     let body = match (chunked, length) {
         (true, Some(_)) => {
@@ -215,6 +320,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
         body,
         expect_continue,
         protobuf,
+        encoding,
         push_ttl,
         push_drain,
         authorization,
@@ -276,13 +382,14 @@ pub fn decode_chunked(
                 };
             }
             Chunked::DataEnd => {
-                if rest.len() < 2 {
-                    return Ok(at);
+                // CRLF, or a bare LF as RFC 9112 lets recipients accept
+                // (Go's reader, the Pushgateway's, does).
+                match rest {
+                    [] | [b'\r'] => return Ok(at),
+                    [b'\n', ..] => at += 1,
+                    [b'\r', b'\n', ..] => at += 2,
+                    _ => return Err(bad),
                 }
-                if &rest[..2] != b"\r\n" {
-                    return Err(bad);
-                }
-                at += 2;
                 *state = Chunked::Size;
             }
             Chunked::Size | Chunked::Trailer => {
@@ -301,9 +408,7 @@ pub fn decode_chunked(
                     }
                     continue;
                 }
-                let hex = line.split(|&b| b == b';').next().unwrap_or(&[]);
-                let hex = std::str::from_utf8(hex).map_err(|_| bad)?.trim();
-                let size = u64::from_str_radix(hex, 16).map_err(|_| bad)?;
+                let size = chunk_size(line).ok_or(bad)?;
                 if size > limit as u64 {
                     return Err(HttpError::BodyTooLarge);
                 }
@@ -317,28 +422,84 @@ pub fn decode_chunked(
     }
 }
 
-/// Whether `buf` starts like an HTTP request line (`METHOD /...` or a
-/// prefix of one), as opposed to exposition text. `None`: too few bytes to
-/// tell yet.
-pub fn looks_like_http(buf: &[u8]) -> Option<bool> {
-    let method_len = buf.iter().take_while(|b| b.is_ascii_uppercase()).count();
-    if method_len == buf.len() {
-        // Only capitals so far: could still be either.
-        return if method_len > 16 { Some(false) } else { None };
+/// Whether the request line's third word starts `HTTP/`.
+fn names_http_version(buf: &[u8]) -> bool {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    line.split(|&b| b == b' ')
+        .nth(2)
+        .is_some_and(|v| v.starts_with(b"HTTP/"))
+}
+
+/// A chunk-size line's size: hex digits only (no sign, prefix or leading
+/// space), then optionally whitespace and `;` extensions (RFC 9112
+/// 7.1.1), which are ignored.
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 16 {
+        return None;
     }
-    if method_len == 0 || buf[method_len] != b' ' {
+    let rest = &line[digits..];
+    let rest = &rest[rest
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count()..];
+    if !rest.is_empty() && rest[0] != b';' {
+        return None;
+    }
+    let hex = std::str::from_utf8(&line[..digits]).ok()?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Whether `buf` starts like an HTTP request line, as opposed to
+/// exposition text on the stream protocol; `None`: too few bytes to tell.
+///
+/// A request line starts `METHOD SP /` or `METHOD SP http(s)://`, with any
+/// token as the method (so `put` or `FOO` get an HTTP error, not the line
+/// protocol). Exposition lines never start like that: a sample is
+/// `name{...} value` or `name value`, and a value never starts with `/`
+/// or `h`; a comment starts with `#`, which is refused as a method.
+pub fn looks_like_http(buf: &[u8]) -> Option<bool> {
+    let method_len = buf.iter().take_while(|&&b| is_tchar(b)).count();
+    if method_len == buf.len() {
+        // A token so far: could still be either.
+        return if method_len > METHOD_MAX_BYTES {
+            Some(false)
+        } else {
+            None
+        };
+    }
+    if method_len == 0 || buf[0] == b'#' || buf[method_len] != b' ' {
         return Some(false);
     }
-    match buf.get(method_len + 1) {
-        None => None,
-        Some(b'/') => Some(true),
-        // An absolute-form target, e.g. `GET http://localhost/metrics`.
-        Some(b'h') => Some(
-            buf[method_len + 1..].starts_with(b"http")
-                || b"http".starts_with(&buf[method_len + 1..]),
-        ),
-        Some(_) => Some(false),
+    let target = &buf[method_len + 1..];
+    if target.first() == Some(&b'/') {
+        return Some(true);
     }
+    // An absolute-form target, e.g. `GET http://localhost/metrics`.
+    let mut prefix = false;
+    for scheme in [&b"http://"[..], b"https://"] {
+        let n = target.len().min(scheme.len());
+        if target[..n].eq_ignore_ascii_case(&scheme[..n]) {
+            if n == scheme.len() {
+                return Some(true);
+            }
+            prefix = true;
+        }
+    }
+    if prefix { None } else { Some(false) }
+}
+
+/// Longest method the push socket's detection takes for HTTP; a longer
+/// first word is exposition text.
+pub const METHOD_MAX_BYTES: usize = 20;
+
+/// Bytes [`looks_like_http`] may need to decide: a method of
+/// [`METHOD_MAX_BYTES`], a space and `https://`.
+pub const DETECT_MAX_BYTES: usize = METHOD_MAX_BYTES + 1 + 8;
+
+/// RFC 9110's `tchar`: what a method name is made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 pub fn reason(status: u16) -> &'static str {
@@ -352,9 +513,12 @@ pub fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }
 }
@@ -412,14 +576,16 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(r.keep_alive);
-        let r = parse_request(b"GET / HTTP/1.1\r\n\r\n").unwrap().unwrap();
+        let r = parse_request(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert!(r.keep_alive);
     }
 
     #[test]
     fn every_split_of_a_request_is_partial_until_complete() {
         let raw =
-            b"PUT /metrics/job/a HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n";
+            b"PUT /metrics/job/a HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n";
         for end in 0..raw.len() {
             assert!(parse_request(&raw[..end]).unwrap().is_none(), "{end}");
         }
@@ -444,14 +610,142 @@ mod tests {
             parse_request(many.as_bytes()).err(),
             Some(HttpError::HeadTooLarge)
         );
-        for raw in [
-            &b"GET / HTTP/2.0\r\n\r\n"[..],
-            b"GET\x01 / HTTP/1.1\r\n\r\n",
-            b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+        for (raw, status) in [
+            (&b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"[..], 505),
+            (b"# TYPE kept counter\r\n\r\n", 400),
+            (b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n", 417),
+            (b"GET\x01 / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                400,
+            ),
         ] {
-            assert_eq!(parse_request(raw).map(|_| ()).unwrap_err().status(), 400);
+            assert_eq!(
+                parse_request(raw).map(|_| ()).unwrap_err().status(),
+                status,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    fn status_of(raw: &str) -> Result<(), u16> {
+        parse_request(raw.as_bytes())
+            .map(|_| ())
+            .map_err(|e| e.status())
+    }
+
+    #[test]
+    fn host_is_required_once_in_http_1_1() {
+        assert_eq!(status_of("PUT /metrics/job/a HTTP/1.1\r\n\r\n"), Err(400));
+        assert_eq!(status_of("PUT /metrics/job/a HTTP/1.0\r\n\r\n"), Ok(()));
+        assert_eq!(status_of("GET / HTTP/1.1\r\nHost:\r\n\r\n"), Ok(()));
+        assert_eq!(status_of("GET / HTTP/1.1\r\nhost: a:9091\r\n\r\n"), Ok(()));
+        assert_eq!(
+            status_of("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            Err(400)
+        );
+        assert_eq!(status_of("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), Err(400));
+    }
+
+    #[test]
+    fn content_length_is_digits_only() {
+        for (value, want) in [
+            ("4", Ok(())),
+            (" 4 ", Ok(())),
+            ("04", Ok(())),
+            ("+4", Err(400)),
+            ("-4", Err(400)),
+            ("0x4", Err(400)),
+            ("4,4", Err(400)),
+            ("4 4", Err(400)),
+            ("", Err(400)),
+            ("99999999999999999999999", Err(400)),
+        ] {
+            let raw = format!("PUT /m HTTP/1.1\r\nHost: a\r\nContent-Length: {value}\r\n\r\n");
+            assert_eq!(status_of(&raw), want, "{value:?}");
+        }
+        let twice = "PUT /m HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\n";
+        assert_eq!(status_of(twice), Ok(()));
+    }
+
+    #[test]
+    fn transfer_encodings_other_than_chunked_are_not_implemented() {
+        for (value, want) in [
+            ("chunked", Ok(())),
+            ("Chunked", Ok(())),
+            ("gzip", Err(501)),
+            ("gzip, chunked", Err(501)),
+            ("identity", Err(501)),
+        ] {
+            let raw = format!("PUT /m HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {value}\r\n\r\n");
+            assert_eq!(status_of(&raw), want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn content_encodings() {
+        for (value, want) in [
+            ("gzip", Ok(Encoding::Gzip)),
+            ("GZIP", Ok(Encoding::Gzip)),
+            ("x-gzip", Ok(Encoding::Gzip)),
+            ("snappy", Ok(Encoding::Snappy)),
+            ("identity", Ok(Encoding::Identity)),
+            ("gzip, identity", Ok(Encoding::Gzip)),
+            ("deflate", Err(415)),
+            ("br", Err(415)),
+            ("gzip, gzip", Err(415)),
+            ("gzip, snappy", Err(415)),
+        ] {
+            let raw = format!("PUT /m HTTP/1.1\r\nHost: a\r\nContent-Encoding: {value}\r\n\r\n");
+            let got = parse_request(raw.as_bytes())
+                .map(|r| r.map(|r| r.encoding))
+                .map_err(|e| e.status());
+            assert_eq!(got, want.map(Some), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn absolute_form_targets_route_by_their_path() {
+        for (target, path, query) in [
+            ("http://host/metrics/job/x", "/metrics/job/x", ""),
+            ("HTTP://host:9091/metrics?a=b", "/metrics", "a=b"),
+            ("https://h/", "/", ""),
+            ("http://host", "/", ""),
+            ("/plain", "/plain", ""),
+        ] {
+            let raw = format!("PUT {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+            let r = parse_request(raw.as_bytes()).unwrap().unwrap();
+            assert_eq!((r.path, r.query), (path, query), "{target}");
+        }
+    }
+
+    #[test]
+    fn chunk_sizes_are_hex_digits_with_optional_extensions() {
+        for (line, want) in [
+            (&b"4"[..], Some(4)),
+            (b"fF", Some(255)),
+            (b"4;a=b", Some(4)),
+            (b"4 ;a=b", Some(4)),
+            (b"4\t; a=\"b c\"", Some(4)),
+            (b"4 ", Some(4)),
+            (b"0x4", None),
+            (b"+4", None),
+            (b" 4", None),
+            (b"-4", None),
+            (b"4 4", None),
+            (b"4_0", None),
+            (b"", None),
+            (b"11112222333344445", None),
+        ] {
+            assert_eq!(
+                chunk_size(line),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 
@@ -491,6 +785,14 @@ mod tests {
             decode_chunked(&mut state, b"2\r\nabXY", &mut out, 100).map_err(|e| e.status()),
             Err(400)
         );
+        // A bare LF after the data is accepted, as Go accepts it.
+        let mut state = Chunked::Size;
+        out.clear();
+        assert_eq!(
+            decode_chunked(&mut state, b"2\nab\n0\n\n", &mut out, 100),
+            Ok(8)
+        );
+        assert_eq!((state, &out[..]), (Chunked::Done, &b"ab"[..]));
     }
 
     #[test]
@@ -502,11 +804,23 @@ mod tests {
             (b"PUT ", None),
             (b"PUT /metrics", Some(true)),
             (b"GET http://x/metrics", Some(true)),
-            (b"GET h", Some(true)),
+            (b"GET HTTPS://x/", Some(true)),
+            (b"GET h", None),
+            (b"GET https:", None),
+            (b"put /metrics/job/a", Some(true)),
+            (b"FOO /metrics/job/a", Some(true)),
+            (b"M-SEARCH * HTTP/1.1", Some(false)),
             (b"up 1\n", Some(false)),
             (b"UP 1\n", Some(false)),
+            (b"up", None),
+            (b"metric_name 1\n", Some(false)),
+            (b"metric{a=\"b\"} 1\n", Some(false)),
+            (b"metric +Inf\n", Some(false)),
+            (b"metric hello\n", Some(false)),
             (b"# TYPE", Some(false)),
+            (b"# /usr/bin/job wrote these\n", Some(false)),
             (b"Xyz 1", Some(false)),
+            (b"a_very_long_metric_name_total 1", Some(false)),
         ] {
             assert_eq!(
                 looks_like_http(buf),

@@ -10,10 +10,14 @@
 //!   listener, with start-up errors that say what to do.
 //! * [`systemd`]: socket activation and readiness notification.
 //! * [`event_loop`]: the one `mio::Poll`, its tokens and the dispatch.
-//! * [`slab`]: connections keyed by token, in fixed capacity.
+//! * [`slab`]: connections keyed by token, in fixed capacity, on lists
+//!   ordered by last activity.
+//! * [`sockopt`]: the one socket option std lacks (`SO_SNDBUF`).
 //! * [`conn`]: per-connection state machines (stream pushes, HTTP).
 //! * [`http`]: HTTP/1.x request framing and response heads (httparse).
 //! * [`routes`]: what a request means (push, page, index) and its answer.
+//! * [`decompress`]: gzip and snappy (framed) push bodies, decoded as
+//!   they arrive within the body limit.
 //! * [`exposition`]: the text exposition format parser (nom).
 //! * [`value`]: numbers of the format, read and written as Go does.
 //! * [`ingest`]: what parsed lines mean for the cache (families, types).
@@ -25,16 +29,19 @@
 //! * [`protobuf`]: the delimited `MetricFamily` decoder for pushes.
 //! * [`cache`]: the byte-budgeted TTL cache.
 //! * [`render`]: the `/metrics` page.
+//! * [`api`]: the Pushgateway's JSON API (`/api/v1/status`, `/api/v1/metrics`).
 //! * [`self_metrics`]: the gateway's own counters and their families.
 //! * [`warn_limit`]: rate-limited warnings about bad input.
 //! * [`bytes`]: word-at-a-time byte string comparisons for the hot paths.
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod auth;
 pub mod bytes;
 pub mod cache;
 pub mod config;
 pub mod conn;
+pub mod decompress;
 pub mod event_loop;
 pub mod exposition;
 pub mod http;
@@ -51,6 +58,7 @@ pub mod render;
 pub mod routes;
 pub mod self_metrics;
 pub mod slab;
+pub mod sockopt;
 pub mod systemd;
 pub mod value;
 pub mod warn_limit;

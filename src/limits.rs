@@ -2,15 +2,17 @@
 //!
 //! Each constant says what it bounds, its unit, and what happens when a
 //! client goes past it. The bounds that operators tune (`--cache-bytes`,
-//! `--max-connections`, `--ttl`, `--max-body-bytes`) are flags in
-//! [`crate::config`]; the rest are fixed here. README's "Limits" table
-//! lists the same numbers.
+//! `--max-push-connections`, `--max-scrape-connections`, `--ttl`,
+//! `--max-body-bytes`) are flags in [`crate::config`]; the rest are fixed
+//! here. README's "Limits" table lists the same numbers.
 //!
 //! Worst-case heap, in bytes, is about
-//! `cache_bytes + max_connections × (PER_CONNECTION_MAX_BYTES + max_body +
-//! page) + READ_CHUNK_BYTES + push scratch`, where `page` is the rendered
+//! `cache_bytes + push_connections × (PUSH_CONNECTION_MAX_BYTES + max_body +
+//! page) + scrape_connections × (SCRAPE_CONNECTION_MAX_BYTES + page) +
+//! READ_CHUNK_BYTES + push scratch + JSON API documents`, where `page` is the rendered
 //! `/metrics` page (at most about `2 × cache_bytes` plus the self-metrics);
-//! see [`worst_case_heap_bytes`].
+//! see [`worst_case_heap_bytes`]. Kernel memory a scraper can pin is
+//! bounded by [`SCRAPE_SEND_BUFFER_BYTES`].
 
 use std::time::Duration;
 
@@ -41,19 +43,71 @@ pub const REQUEST_HEAD_MAX_BYTES: usize = 8 * 1024;
 pub const MAX_HEADERS: usize = 32;
 
 /// A client must send a complete HTTP request head within this time of
-/// its previous response or, on the TCP port, of connecting; else it gets
-/// 408 and the connection is closed. Bounds slow clients that trickle bytes
-/// and silent connections that would hold slots of `--max-connections`.
+/// its first byte or, on the TCP port, of connecting; else it gets 408 and
+/// the connection is closed. The same bound applies to the first line of
+/// a push-socket connection while it does not yet tell stream from HTTP
+/// (once it has sent a byte). Bounds slow clients that trickle bytes and
+/// silent scrape connections.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An idle keep-alive HTTP connection, or a stream connection, is closed
-/// after this long without a byte received. Stream pushers that stay open
-/// for days keep their connection as long as they write at least this often.
+/// A push's body must arrive whole within this time of the end of its
+/// head; else 408 and the connection is closed. Separate from
+/// [`REQUEST_TIMEOUT`] so that a large body is not cut by the head's clock,
+/// and bounded so that a stalled body does not hold its slot.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A stream connection that stopped in the middle of a line is closed
+/// (with an error reply) after this long without a byte. Complete lines
+/// leave nothing pending, so a stream pusher that writes whole lines rarely
+/// keeps its connection (see [`IDLE_TIMEOUT`]).
+pub const PARTIAL_LINE_TIMEOUT: Duration = REQUEST_TIMEOUT;
+
+/// An idle keep-alive HTTP connection, or a push-socket connection that
+/// never sent a byte, is closed after this long without one. Stream
+/// connections between whole lines have no timeout: a pusher may stay open
+/// and quiet for days (and is closed only to admit another at a full
+/// budget, see [`EVICT_BUSY_AFTER`]).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// A response that the client does not read is abandoned (connection
-/// closed) after this long without progress.
+/// A response must be taken whole by the client within this time of the
+/// last byte received from it (for HTTP: of its request); else the
+/// connection is closed. Bounds how long a client that reads slowly or not
+/// at all pins a page and its send buffer. Longer than Prometheus's
+/// default scrape timeout (10 s), so it never cuts a scrape anyone waits for.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// When a connection budget is full, a newcomer is admitted by closing the
+/// connection of its kind idle longest: first one at rest (a keep-alive
+/// connection between requests, a stream between lines, a response sent
+/// whole), else one in the middle of something (a request, body, line or
+/// response, or a connection that has not sent its request yet) but only
+/// once it has moved no byte for this long. A connection that moved bytes
+/// more recently is never closed for a newcomer: then the newcomer is
+/// refused.
+pub const EVICT_BUSY_AFTER: Duration = Duration::from_secs(2);
+
+/// At a full budget with no connection that may be closed for a
+/// newcomer, newcomers are left in the kernel's backlog (not accepted) for
+/// up to this long: connections just admitted are about to be served and
+/// come to rest, and then a newcomer is admitted in place of one. A burst
+/// of connects therefore waits its turn, in order, instead of being
+/// refused. Past it, those waiting are accepted and refused (503 on TCP,
+/// an error line on the socket).
+pub const ADMIT_WAIT: Duration = Duration::from_secs(1);
+
+/// Each listener accepts at most this many connections per turn of the
+/// event loop; the rest wait in the kernel's backlog for the next turn,
+/// which follows at once. A flood of connects, each closing another
+/// connection, cannot starve the connections already open or the other
+/// listener.
+pub const TURN_ACCEPTS: usize = 64;
+
+/// `SO_SNDBUF` of every scrape connection (set on the TCP listener, whose
+/// connections inherit it; Linux doubles it for its bookkeeping). Bounds the
+/// kernel memory one scraper that does not read can pin to about twice this,
+/// instead of the 4 MiB the kernel's autotuning allows
+/// (`net.ipv4.tcp_wmem`); still about 13 MB/s at a 10 ms round trip.
+pub const SCRAPE_SEND_BUFFER_BYTES: usize = 64 * 1024;
 
 /// After a final response (an error, or `Connection: close`), the gateway
 /// reads and discards what the client still sends for at most this long
@@ -69,9 +123,34 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// fast client cannot starve the others.
 pub const TURN_STEPS: usize = 16;
 
+/// One read from a stream connection takes at most this much of the
+/// shared [`READ_CHUNK_BYTES`] buffer: a turn's lines are bounded by bytes
+/// as well as by [`TURN_LINES`], and a small read keeps a turn short when
+/// many pushers are busy, so that a scrape (whose page is sent over several
+/// turns) waits less for them.
+pub const STREAM_READ_BYTES: usize = 16 * 1024;
+
+/// While a scraper is still being sent a page, a stream connection's turn
+/// is one read of this much: the page goes out one send buffer per turn,
+/// and each turn serves every busy pusher.
+pub const STREAM_READ_BYTES_WHILE_SENDING: usize = 4 * 1024;
+
 /// A stream connection gets at most this many reads of
-/// [`READ_CHUNK_BYTES`] per turn (128 KiB of lines).
+/// [`STREAM_READ_BYTES`] per turn (32 KiB of lines).
 pub const TURN_READS: usize = 2;
+
+/// A stream connection's turn also ends after the read that takes it to
+/// this many lines. Reads are applied whole, so a turn applies at most
+/// `TURN_LINES` plus one read's lines (4 Ki lines of 4 bytes); lines of 32
+/// bytes or more reach the byte bound first. Bounds what one pusher, or
+/// many flooding ones, hold up a scrape by.
+pub const TURN_LINES: u64 = 1024;
+
+/// A stream connection's turn also ends after the read whose lines made
+/// the cache move this many records (a compaction: see
+/// [`crate::cache::COMPACT_DEAD_DIVISOR`]), so that the pusher that paid
+/// for one gives way to the others at once.
+pub const TURN_RECORDS_MOVED: u64 = 4096;
 
 /// Warnings about bad input: at most this many per [`WARN_WINDOW`]; the rest
 /// are counted and summarised in one line, so a flood cannot fill the log.
@@ -99,14 +178,37 @@ pub const CACHE_MIN_BYTES: usize = 1024;
 /// Largest `--cache-bytes`; offsets inside the cache are 32-bit.
 pub const CACHE_MAX_BYTES: usize = 1 << 30;
 
-/// Most `--max-connections`.
+/// Most `--max-push-connections`, and most `--max-scrape-connections`.
 pub const CONNECTIONS_MAX: usize = 65_536;
 
-/// Heap one connection may hold at most: its line or request buffer, its
-/// HELP context and its queued replies (the page it is sending is shared and
-/// counted once, in the renderer).
-pub const PER_CONNECTION_MAX_BYTES: usize =
-    LINE_MAX_BYTES + LINE_MAX_BYTES + REPLY_MAX_BYTES + REQUEST_HEAD_MAX_BYTES;
+/// Default `--max-push-connections`: local pushers, stream and HTTP. Each
+/// costs at most [`PUSH_CONNECTION_MAX_BYTES`] plus a body; only processes
+/// allowed on the socket can use them.
+pub const PUSH_CONNECTIONS_DEFAULT: usize = 64;
+
+/// Default `--max-scrape-connections`: Prometheus (one or two servers,
+/// one keep-alive connection each) and a few people with curl. Anyone who
+/// reaches the port can take one, so each is kept small: it can pin a page
+/// on the heap and [`SCRAPE_SEND_BUFFER_BYTES`] in the kernel.
+pub const SCRAPE_CONNECTIONS_DEFAULT: usize = 16;
+
+/// Heap one push-socket connection may hold at most besides a body: its
+/// line or request buffer, its HELP context and its queued replies (the
+/// page it is sending is shared and counted once, in the renderer), and
+/// while it reads a compressed push body the decoder's state and one read
+/// of raw bytes ([`crate::decompress::DECODER_MAX_BYTES`],
+/// [`REQUEST_HEAD_MAX_BYTES`]).
+pub const PUSH_CONNECTION_MAX_BYTES: usize = LINE_MAX_BYTES
+    + LINE_MAX_BYTES
+    + REPLY_MAX_BYTES
+    + REQUEST_HEAD_MAX_BYTES
+    + crate::decompress::DECODER_MAX_BYTES
+    + REQUEST_HEAD_MAX_BYTES;
+
+/// Heap one scrape connection may hold at most besides the page it sends:
+/// its request buffer and a short response head or error text. It never
+/// buffers a body (the port takes no pushes).
+pub const SCRAPE_CONNECTION_MAX_BYTES: usize = REQUEST_HEAD_MAX_BYTES + REPLY_MAX_BYTES;
 
 /// Most bytes the gateway's own metrics (`push_gateway_*`) take on one
 /// page, with every counter at its largest. The renderer reserves this once
@@ -124,23 +226,41 @@ pub const SELF_METRICS_MAX_BYTES: usize = 8 * 1024;
 pub const RENDER_RESERVE_MAX_BYTES: usize = 1 << 20;
 
 /// Worst-case heap of the whole gateway for a configuration, as documented
-/// in README. Pages held by slow scrapers are one per distinct page, and
-/// each is bounded by `2 × cache_bytes + 64 KiB` (the 64 KiB also covers
-/// the response head and the [`SELF_METRICS_MAX_BYTES`] of the gateway's
-/// own metrics sent with it); each connection may hold a
-/// push body of `max_body_bytes`; the shared push scratch holds a protobuf
-/// body's text (at most 8 times the larger of the budget and the body),
-/// keys and entries of at most the budget each, and the index of the
-/// body's TYPE and HELP names (at most 3 times the body: about 30 bytes per
-/// name, and such a line has at least 10).
+/// in README. Pages held by slow scrapers (on either listener: the socket
+/// serves `/metrics` too) are one per distinct page, and each is bounded by
+/// `2 × cache_bytes + 64 KiB` (the 64 KiB also covers the response head and
+/// the [`SELF_METRICS_MAX_BYTES`] of the gateway's own metrics sent with
+/// it); the renderer's sort scratch is 17 bytes per series the budget
+/// could hold; each push connection may hold a body of `max_body_bytes`; the
+/// shared push scratch holds a protobuf body's text (at most 8 times the
+/// larger of the budget and the body), keys and entries of at most the
+/// budget each, and the index of the body's TYPE and HELP names (at most 3
+/// times the body: about 30 bytes per name, and such a line has at least
+/// 10); the JSON API keeps at most [`crate::api::API_DOCUMENTS`]
+/// documents of at most [`crate::api::API_MAX_BYTES_PER_CACHE_BYTE`] × the
+/// budget (+ 64 KiB).
 pub fn worst_case_heap_bytes(
     cache_bytes: usize,
-    max_connections: usize,
+    push_connections: usize,
+    scrape_connections: usize,
     max_body_bytes: usize,
 ) -> usize {
     let page = 2 * cache_bytes + 64 * 1024;
-    let per_connection = PER_CONNECTION_MAX_BYTES + max_body_bytes + page;
+    let per_push = PUSH_CONNECTION_MAX_BYTES + max_body_bytes + page;
+    let per_scrape = SCRAPE_CONNECTION_MAX_BYTES + page;
     let push_scratch =
         8 * cache_bytes.max(max_body_bytes) + 2 * cache_bytes + max_body_bytes + 3 * max_body_bytes;
-    cache_bytes + max_connections * per_connection + READ_CHUNK_BYTES + push_scratch
+    // The renderer's order, key hashes, new series and groups (4 bytes
+    // each) and a bit per id, for the most series the budget holds.
+    let render_scratch = 17 * (cache_bytes / crate::cache::MIN_SERIES_BYTES + 1);
+    // The JSON API's documents: shared like pages, at most API_DOCUMENTS.
+    let api = crate::api::API_DOCUMENTS
+        * (crate::api::API_MAX_BYTES_PER_CACHE_BYTE * cache_bytes + 64 * 1024);
+    cache_bytes
+        + push_connections * per_push
+        + scrape_connections * per_scrape
+        + READ_CHUNK_BYTES
+        + push_scratch
+        + render_scratch
+        + api
 }

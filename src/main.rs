@@ -4,12 +4,19 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use push_gateway::config::{Args, Config};
+use clap::{CommandFactory, Parser};
+use push_gateway::config::{Args, Config, format_duration};
 use push_gateway::{event_loop, listen, systemd};
 
 fn main() -> ExitCode {
-    let config = Args::parse().into_config();
+    // Flags that disagree are a usage error like any invalid value: clap's
+    // format, exit status 2.
+    let config = match Args::parse().into_config() {
+        Ok(config) => config,
+        Err(e) => Args::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, e)
+            .exit(),
+    };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match run(&config) {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,7 +66,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         (Some(_), Some(g)) => format!("mode {:04o}, group {g}", config.socket_mode),
     };
     log::info!(
-        "push-gateway {} started: pushes on {push_path} ({access}), scrapes on http://{}/metrics (credential: {}); cache {} bytes, ttl {:?}, max {} connections, max body {} bytes, self-metrics {}",
+        "push-gateway {} started: pushes on {push_path} ({access}), scrapes on http://{}/metrics (credential: {}); cache {} bytes, ttl {}, max ttl {}, max {} push and {} scrape connections, max body {} bytes, drain on scrape {}, self-metrics {}",
         env!("CARGO_PKG_VERSION"),
         scrape.local_addr()?,
         match config.scrape_auth.as_ref().map(|a| a.scheme()) {
@@ -68,9 +75,12 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
             Some(push_gateway::auth::Scheme::Basic) => "basic auth",
         },
         config.cache_bytes,
-        config.ttl,
-        config.max_connections,
+        format_duration(config.ttl),
+        format_duration(config.max_ttl),
+        config.max_push_connections,
+        config.max_scrape_connections,
         config.max_body_bytes,
+        if config.drain_on_scrape { "on" } else { "off" },
         if config.self_metrics { "on" } else { "off" },
     );
     systemd::notify("READY=1");

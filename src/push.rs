@@ -649,6 +649,15 @@ mod tests {
                 "instance=\"\",job=\"j\",q=\"a\\\"b\"",
             ),
             ("/metrics/job/j/instance/i/", "instance=\"i\",job=\"j\""),
+            // Label names are percent-decoded too, `@base64` after that.
+            (
+                "/metrics/job/j/l%61bel/v",
+                "instance=\"\",job=\"j\",label=\"v\"",
+            ),
+            (
+                "/metrics/job/j/p%40base64/dg",
+                "instance=\"\",job=\"j\",p=\"v\"",
+            ),
         ] {
             call(&mut c, PushMethod::Put, path, "x 1\n").unwrap();
             assert!(
@@ -666,6 +675,8 @@ mod tests {
             "/metrics/job/x/bad-name/v",
             "/metrics/job/x/job/y",
             "/metrics/job/x/__meta/y",
+            "/metrics/job/x/%5F_meta/y",
+            "/metrics/job/x/a%2Db/y",
             "/metrics/job/%zz",
             "/metrics/job@base64/!!",
         ] {

@@ -132,10 +132,17 @@ pub(crate) fn parse_path(
         let value_seg = segments.next().ok_or(PushError::Path(
             "grouping labels come in pairs: /metrics/job/<JOB>/<LABEL>/<VALUE>",
         ))?;
-        let (name, base64) = match name_seg.strip_suffix("@base64") {
-            Some(name) => (name, true),
-            None => (name_seg, false),
+        // Names are percent-decoded too, as the Pushgateway does (it
+        // routes on the decoded path), and only then split from `@base64`.
+        let name_start = buf.len();
+        percent_decode(name_seg, buf, false)?;
+        let decoded = std::str::from_utf8(&buf[name_start..]).unwrap_or("");
+        let (name_len, base64) = match decoded.strip_suffix("@base64") {
+            Some(name) => (name.len(), true),
+            None => (decoded.len(), false),
         };
+        buf.truncate(name_start + name_len);
+        let name = std::str::from_utf8(&buf[name_start..]).unwrap_or("");
         if n == 0 && name != "job" {
             return Err(PushError::Path("push paths start with /metrics/job/<JOB>"));
         }
@@ -147,12 +154,10 @@ pub(crate) fn parse_path(
         if n == MAX_GROUP_LABELS {
             return Err(PushError::Path("too many grouping labels: the limit is 16"));
         }
-        let name_start = buf.len();
-        buf.extend_from_slice(name.as_bytes());
         let name_end = buf.len();
         if spans[..n]
             .iter()
-            .any(|s| &buf[s.name.0..s.name.1] == name.as_bytes())
+            .any(|s| buf[s.name.0..s.name.1] == buf[name_start..name_end])
         {
             return Err(PushError::Path(
                 "a grouping label appears twice in the path",

@@ -22,8 +22,14 @@
 //! page rendered and is kept, so a large `--cache-bytes` costs address
 //! space only as pushes fill it. The sort order is kept in a scratch vector
 //! reserved the same way (for the most series the budget can hold, capped
-//! alike), and recomputed only when series are added or removed. The tail
-//! is reserved for
+//! alike), and recomputed only when series are added or removed, and then
+//! by merging: the series of the last order that are still there keep
+//! their places, and only the new ones are sorted and merged in
+//! ([`Renderer::page`]), so a scrape while a flood replaces series costs
+//! O(n + k log k) for n series of which k are new, not a sort of all of
+//! them. Three more vectors reserved alike serve that merge (each series'
+//! key hash, the new series, a bitmap of ids): 9 bytes per series the
+//! budget can hold. The tail is reserved for
 //! [`SELF_METRICS_MAX_BYTES`] and shared like the page: rendered again for
 //! every scrape, in place unless a slow scraper still holds the last one.
 
@@ -31,12 +37,19 @@ use std::cmp::Ordering;
 use std::io::Write as _;
 use std::rc::Rc;
 
+use crate::bytes;
 use crate::cache::Cache;
 use crate::exposition::MetricType;
 use crate::limits::{RENDER_RESERVE_MAX_BYTES, SELF_METRICS_MAX_BYTES};
 
 pub struct Renderer {
     order: Vec<u32>,
+    /// The key hash of each series of `order` when it was placed there.
+    hashes: Vec<u32>,
+    /// Series new since the last order, being merged in.
+    fresh: Vec<u32>,
+    /// A bit per id: the series is in the kept part of the order.
+    kept: Vec<u64>,
     groups: Vec<u32>,
     order_layout: Option<u64>,
     page: Rc<Vec<u8>>,
@@ -54,6 +67,9 @@ impl Renderer {
         let ids = (RENDER_RESERVE_MAX_BYTES / size_of::<u32>()).min(cache.max_series());
         Renderer {
             order: Vec::with_capacity(ids),
+            hashes: Vec::with_capacity(ids),
+            fresh: Vec::with_capacity(ids),
+            kept: Vec::with_capacity(ids.div_ceil(64)),
             groups: Vec::with_capacity(ids),
             order_layout: None,
             page: Rc::new(Vec::with_capacity(
@@ -62,6 +78,11 @@ impl Renderer {
             page_shows: None,
             tail: Rc::new(Vec::with_capacity(SELF_METRICS_MAX_BYTES)),
         }
+    }
+
+    /// Whether a connection still holds the last page (is sending it).
+    pub fn page_in_flight(&self) -> bool {
+        Rc::strong_count(&self.page) > 1
     }
 
     /// The series of the last page, in page order.
@@ -77,10 +98,7 @@ impl Renderer {
             return Rc::clone(&self.page);
         }
         if self.order_layout != Some(cache.layout()) {
-            self.order.clear();
-            cache.series_ids(&mut self.order);
-            self.order
-                .sort_unstable_by(|&a, &b| compare_series(cache, a, b));
+            self.reorder(cache);
             self.groups.clear();
             cache.group_ids(&mut self.groups);
             self.groups
@@ -98,6 +116,79 @@ impl Renderer {
         write_push_times(cache, &self.groups, out);
         self.page_shows = shows;
         Rc::clone(&self.page)
+    }
+
+    /// Brings `order` up to date with the cache's series: keeps the series
+    /// of the last order that still name the same series (same id and key
+    /// hash) in their places, sorts only the others and merges them in.
+    /// Kept series are checked to still be in order as they are kept (an
+    /// id reused for another series of the same hash would not be), and
+    /// one that is not goes with the new ones: the order is exact whatever
+    /// happened to the ids. When most series are new, it sorts them all.
+    fn reorder(&mut self, cache: &Cache) {
+        let less = |a: u32, b: u32| compare_series(cache, a, b) == Ordering::Less;
+        self.kept.clear();
+        self.kept
+            .resize((cache.id_bound() as usize).div_ceil(64), 0);
+        let mut n = 0;
+        for i in 0..self.order.len() {
+            let id = self.order[i];
+            if cache.series_hash(id) != Some(self.hashes[i])
+                || (n > 0 && !less(self.order[n - 1], id))
+            {
+                continue;
+            }
+            self.order[n] = id;
+            self.hashes[n] = self.hashes[i];
+            self.kept[id as usize / 64] |= 1 << (id % 64);
+            n += 1;
+        }
+        self.order.truncate(n);
+        self.fresh.clear();
+        cache.series_ids(&mut self.fresh);
+        let kept = &self.kept;
+        self.fresh
+            .retain(|&id| kept[id as usize / 64] & (1 << (id % 64)) == 0);
+        if self.fresh.len() >= n {
+            self.order.extend_from_slice(&self.fresh);
+            self.order
+                .sort_unstable_by(|&a, &b| compare_series(cache, a, b));
+        } else {
+            self.fresh
+                .sort_unstable_by(|&a, &b| compare_series(cache, a, b));
+            // Merge from the back: the largest new series first, each after
+            // the kept ones below it, moving every kept series once. A few
+            // new series find their places by binary search (k log n
+            // comparisons), many by walking (n + k).
+            let k = self.fresh.len();
+            let search = k * (usize::BITS - n.leading_zeros()) as usize <= n;
+            self.order.resize(n + k, 0);
+            let mut end = n;
+            for j in (0..k).rev() {
+                let id = self.fresh[j];
+                let at = if search {
+                    self.order[..end].partition_point(|&x| less(x, id))
+                } else {
+                    let mut at = end;
+                    while at > 0 && !less(self.order[at - 1], id) {
+                        at -= 1;
+                        self.order[at + j + 1] = self.order[at];
+                    }
+                    at
+                };
+                if search {
+                    self.order.copy_within(at..end, at + j + 1);
+                }
+                self.order[at + j] = id;
+                end = at;
+            }
+        }
+        self.hashes.clear();
+        self.hashes.extend(
+            self.order
+                .iter()
+                .map(|&id| cache.series_hash(id).unwrap_or(0)),
+        );
     }
 
     /// What `write` renders (the gateway's own metrics, which go after the
@@ -239,17 +330,84 @@ fn write_int(out: &mut Vec<u8>, v: i64) {
 fn compare_series(cache: &Cache, a: u32, b: u32) -> Ordering {
     let (sa, sb) = (cache.series(a), cache.series(b));
     if sa.family != sb.family {
-        return cache
-            .family(sa.family)
-            .name
-            .cmp(cache.family(sb.family).name);
+        return bytes::cmp(cache.family_name(sa.family), cache.family_name(sb.family));
     }
-    let family = cache.family(sa.family);
-    compare_keys(family.name, sa.key, sb.key)
+    compare_keys(cache.family_name(sa.family), sa.key, sb.key)
 }
 
 /// Orders two series keys of family `family` as client libraries do.
 pub fn compare_keys(family: &[u8], a: &[u8], b: &[u8]) -> Ordering {
+    match first_difference(a, b) {
+        Some(order) => order,
+        None => compare_keys_in_full(family, a, b),
+    }
+}
+
+/// The order of two keys of one family when the label pair where they
+/// first differ decides it: an ordinary label (not `le` or `quantile`) at
+/// the same place in both, whose name or value differs. Every pair before
+/// it is the same in both, so [`compare_keys_in_full`] would find the same
+/// answer at that pair; this gets there without splitting and filtering
+/// every pair of both keys (sorting the page is made of these comparisons).
+/// `None` when the difference is anywhere else (the metric name, the
+/// number of labels, a bound label): the full comparison decides then.
+fn first_difference(a: &[u8], b: &[u8]) -> Option<Ordering> {
+    let p = bytes::mismatch(a, b);
+    // `a[..p] == b[..p]`: a brace before `p` is in both, and so is every
+    // pair boundary found before `p`.
+    let mut s = position(&a[..p], b'{')? + 1;
+    loop {
+        let eq = s + position(a.get(s..)?, b'=')?;
+        if p <= eq {
+            let eq_b = s + position(b.get(s..)?, b'=')?;
+            let (name_a, name_b) = (&a[s..eq], &b[s..eq_b]);
+            if is_bound_label(name_a) || is_bound_label(name_b) {
+                return None;
+            }
+            return Some(bytes::cmp(name_a, name_b));
+        }
+        let value = eq + 2;
+        let end = value_end(a, value)?;
+        if p <= end {
+            if is_bound_label(&a[s..eq]) {
+                return None;
+            }
+            let end_b = value_end(b, value)?;
+            return Some(bytes::cmp(&a[value..end], &b[value..end_b]));
+        }
+        // The pair is the same in both; the next one, if both go on.
+        if p <= end + 1 || a.get(end + 1) != Some(&b',') {
+            return None;
+        }
+        s = end + 2;
+    }
+}
+
+/// Where `byte` first is in `s`: a plain loop, as the names and key heads
+/// searched here are a few bytes (a `memchr` call costs more).
+#[inline(always)]
+fn position(s: &[u8], byte: u8) -> Option<usize> {
+    s.iter().position(|&c| c == byte)
+}
+
+/// Index of the closing quote of the escaped label value starting at
+/// `from`.
+fn value_end(key: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < key.len() {
+        match key[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// [`compare_keys`], every step: the grouping labels (all but `le` and
+/// `quantile`), then `_sum` and `_count` after the buckets or quantiles,
+/// the metric name, the bound in numeric order, the whole key.
+fn compare_keys_in_full(family: &[u8], a: &[u8], b: &[u8]) -> Ordering {
     let (name_a, labels_a) = split_key(a);
     let (name_b, labels_b) = split_key(b);
     let grouping = |labels| Labels(labels).filter(|(n, _)| !is_bound_label(n));
@@ -524,6 +682,90 @@ req_seconds_count{path=\"/b\"} 1
             let fresh = Renderer::new(&cache).page(&cache);
             assert_eq!(after, fresh, "{what}");
         }
+    }
+
+    #[test]
+    fn the_short_cut_orders_keys_as_the_full_comparison_does() {
+        const NAMES: [&str; 7] = ["a", "a0", "ab", "b", "le", "quantile", "x"];
+        const VALUES: [&str; 11] = [
+            "", "x", "x!", "x\\\"y", "x\\\\", "1", "10", "+Inf", "0.5", "\u{e9}", "x,y",
+        ];
+        const METRICS: [&str; 4] = ["m", "m_bucket", "m_sum", "m_count"];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let keys: Vec<String> = (0..400)
+            .map(|_| {
+                let mut key = METRICS[next(METRICS.len())].to_string();
+                let mut labels = Vec::new();
+                for n in NAMES {
+                    if next(3) == 0 {
+                        labels.push(format!("{n}=\"{}\"", VALUES[next(VALUES.len())]));
+                    }
+                }
+                if !labels.is_empty() {
+                    key = format!("{key}{{{}}}", labels.join(","));
+                }
+                key
+            })
+            .collect();
+        let mut short_cuts = 0;
+        for a in &keys {
+            for b in &keys {
+                let (a, b) = (a.as_bytes(), b.as_bytes());
+                short_cuts += usize::from(first_difference(a, b).is_some());
+                assert_eq!(
+                    compare_keys(b"m", a, b),
+                    compare_keys_in_full(b"m", a, b),
+                    "{} vs {}",
+                    String::from_utf8_lossy(a),
+                    String::from_utf8_lossy(b)
+                );
+            }
+        }
+        assert!(short_cuts > keys.len() * keys.len() / 10, "{short_cuts}");
+    }
+
+    #[test]
+    fn an_order_kept_across_churn_is_the_order_sorted_afresh() {
+        // A small budget, so that new series evict old ones and take their
+        // ids; families, histogram buckets and label orders mixed.
+        let mut cache = Cache::new(4096);
+        let mut r = Renderer::new(&cache);
+        let hist = Family {
+            name: "h",
+            kind: MetricType::Histogram,
+            help: None,
+        };
+        for round in 0..300u64 {
+            for i in 0..(round % 7 + 1) {
+                let n = round * 7 + i;
+                let key = match n % 4 {
+                    0 => format!("a{{x=\"{}\"}}", n % 13),
+                    1 => format!("h_bucket{{le=\"{}\",p=\"{}\"}}", n % 5, n % 3),
+                    2 => format!("h_sum{{p=\"{}\"}}", n % 3),
+                    _ => format!("b{}", n % 11),
+                };
+                let name = key.split(['{', '_']).next().unwrap();
+                let f = if name == "h" { hist } else { gauge(name) };
+                cache.set(&f, key.as_bytes(), n as f64, round, 50).unwrap();
+            }
+            if round % 10 == 0 {
+                cache.expire(round);
+            }
+            let page = r.page(&cache);
+            let fresh = Renderer::new(&cache).page(&cache);
+            assert_eq!(
+                String::from_utf8_lossy(&page),
+                String::from_utf8_lossy(&fresh),
+                "round {round}"
+            );
+        }
+        assert!(cache.stats.evicted_budget > 0);
     }
 
     #[test]

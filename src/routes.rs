@@ -10,6 +10,7 @@
 //! (static texts and one-line error messages); the page and the gateway's
 //! own metrics after it are shared with the renderer, not copied.
 
+use crate::api;
 use crate::auth;
 use crate::conn::{Ctx, Outbox};
 use crate::http::{self, BodyFraming, Method, Request};
@@ -22,6 +23,7 @@ use crate::self_metrics;
 pub struct PushHead {
     pub method: PushMethod,
     pub protobuf: bool,
+    pub encoding: http::Encoding,
     pub keep_alive: bool,
     pub ttl_ms: u64,
     pub drain: bool,
@@ -35,14 +37,18 @@ pub enum Routed {
     Answered { close: bool },
 }
 
-/// What to answer: a static text or the page.
+/// What to answer: a static text, the page or a JSON API document.
 enum Body {
     Text(&'static str),
     Page,
+    ApiStatus,
+    ApiMetrics,
 }
 
 const INDEX_HTML: &str = "<!doctype html>\n<html><head><title>push-gateway</title></head>\
 <body><h1>push-gateway</h1><p><a href=\"/metrics\">Metrics</a></p></body></html>\n";
+
+const JSON: &str = "application/json";
 
 const READ_ONLY: &str =
     "method not allowed: this port is read-only (GET and HEAD); push through the Unix socket\n";
@@ -83,7 +89,12 @@ fn push_head(out: &mut Outbox, req: &Request, ctx: &mut Ctx) -> Routed {
         Method::Post => PushMethod::Post,
         Method::Patch => PushMethod::Patch,
         Method::Delete => PushMethod::Delete,
-        _ => {
+        other => {
+            // A read of a push path is no push; any other method is one
+            // that was refused.
+            if !matches!(other, Method::Get | Method::Head) {
+                ctx.stats.push_rejected("http");
+            }
             let msg = "method not allowed: push with PUT, POST or PATCH, delete with DELETE\n";
             let allow = Some("PUT, POST, PATCH, DELETE");
             respond_text(out, req.method, 405, msg, false, allow);
@@ -96,8 +107,13 @@ fn push_head(out: &mut Outbox, req: &Request, ctx: &mut Ctx) -> Routed {
             Some(ms) => ms,
             None => {
                 ctx.stats.push_rejected("ttl");
-                let msg = "invalid Push-TTL: use a duration with ms, s, m or h, at most --max-ttl";
-                fail(out, 400, msg);
+                let msg = format!(
+                    "invalid Push-TTL {text:?}: use a duration with a unit, ms, s, m or h, from 1ms up to the limit in force, --max-ttl {}",
+                    crate::config::format_duration(std::time::Duration::from_millis(
+                        ctx.stream.max_ttl_ms
+                    ))
+                );
+                fail(out, 400, &msg);
                 return Routed::Answered { close: true };
             }
         },
@@ -109,6 +125,7 @@ fn push_head(out: &mut Outbox, req: &Request, ctx: &mut Ctx) -> Routed {
     Routed::Push(PushHead {
         method,
         protobuf: req.protobuf,
+        encoding: req.encoding,
         keep_alive: req.keep_alive,
         ttl_ms,
         drain,
@@ -198,6 +215,8 @@ fn read_route(req: &Request, may_push: bool) -> (u16, Body, Option<&'static str>
         "/metrics" => Body::Page,
         "/" => Body::Text(INDEX_HTML),
         "/-/healthy" | "/-/ready" => Body::Text("OK\n"),
+        "/api/v1/status" => Body::ApiStatus,
+        "/api/v1/metrics" => Body::ApiMetrics,
         _ => {
             return (
                 404,
@@ -251,6 +270,31 @@ fn respond(
                 if ctx.cache.mark_scraped(ctx.renderer.order(), id) {
                     out.drain_page = id;
                     *ctx.next_page = id.checked_add(1).unwrap_or(1);
+                }
+            }
+        }
+        Body::ApiStatus | Body::ApiMetrics => {
+            let doc = match body {
+                Body::ApiStatus => Ok(ctx.api.status()),
+                _ => ctx.api.metrics(ctx.cache),
+            };
+            match doc {
+                Ok(doc) => {
+                    http::write_head(&mut out.bytes, status, JSON, doc.len(), keep_alive, allow);
+                    if !head_only {
+                        out.page = Some(doc);
+                    }
+                }
+                Err(e) => {
+                    let text = api::error_document(e);
+                    let status = match e {
+                        api::ApiError::TooLarge => 500,
+                        api::ApiError::Busy => 503,
+                    };
+                    http::write_head(&mut out.bytes, status, JSON, text.len(), keep_alive, None);
+                    if !head_only {
+                        out.bytes.extend_from_slice(text.as_bytes());
+                    }
                 }
             }
         }

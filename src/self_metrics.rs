@@ -11,7 +11,7 @@ use crate::cache::Cache;
 use crate::render::write_value;
 
 /// Reasons a streamed line or an HTTP push is rejected, as labels.
-pub const REASONS: [&str; 15] = [
+pub const REASONS: [&str; 16] = [
     "syntax",
     "too_long",
     "utf8",
@@ -27,10 +27,20 @@ pub const REASONS: [&str; 15] = [
     "http",
     "ttl",
     "duplicate",
+    "encoding",
 ];
 
 fn reason_index(reason: &str) -> usize {
     REASONS.iter().position(|r| *r == reason).unwrap_or(0)
+}
+
+/// Why the gateway closed a connection on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// Idle longest at a full budget, closed to admit a newcomer.
+    Evicted = 0,
+    /// A request, body, line, idle or write timeout passed.
+    Timeout = 1,
 }
 
 /// Counters of what the gateway did since it started.
@@ -45,6 +55,9 @@ pub struct Stats {
     pub connections_accepted: u64,
     pub connections_refused: u64,
     pub connections_open: u64,
+    /// Connections closed by the gateway, by listener (push, scrape) and
+    /// [`Closed`] reason.
+    pub connections_closed: [[u64; 2]; 2],
     pub reply_bytes_dropped: u64,
 }
 
@@ -55,6 +68,11 @@ impl Stats {
 
     pub fn push_rejected(&mut self, reason: &str) {
         self.pushes_rejected[reason_index(reason)] += 1;
+    }
+
+    /// Counts a connection the gateway closed on its own.
+    pub fn connection_closed(&mut self, push: bool, why: Closed) {
+        self.connections_closed[usize::from(!push)][why as usize] += 1;
     }
 }
 
@@ -79,6 +97,7 @@ macro_rules! by_reason {
             $name, "{reason=\"http\"} $\n",
             $name, "{reason=\"ttl\"} $\n",
             $name, "{reason=\"duplicate\"} $\n",
+            $name, "{reason=\"encoding\"} $\n",
         )
     };
 }
@@ -102,10 +121,16 @@ const PAGE: &str = concat!(
     "# HELP push_gateway_connections_accepted_total Connections accepted on the push socket and the scrape port.\n",
     "# TYPE push_gateway_connections_accepted_total counter\n",
     "push_gateway_connections_accepted_total $\n",
+    "# HELP push_gateway_connections_closed_total Connections the gateway closed, by listener: evicted (idle longest when its budget was full, to admit another), timeout.\n",
+    "# TYPE push_gateway_connections_closed_total counter\n",
+    "push_gateway_connections_closed_total{listener=\"push\",reason=\"evicted\"} $\n",
+    "push_gateway_connections_closed_total{listener=\"push\",reason=\"timeout\"} $\n",
+    "push_gateway_connections_closed_total{listener=\"scrape\",reason=\"evicted\"} $\n",
+    "push_gateway_connections_closed_total{listener=\"scrape\",reason=\"timeout\"} $\n",
     "# HELP push_gateway_connections_open Connections open now.\n",
     "# TYPE push_gateway_connections_open gauge\n",
     "push_gateway_connections_open $\n",
-    "# HELP push_gateway_connections_refused_total Connections refused because --max-connections were open.\n",
+    "# HELP push_gateway_connections_refused_total Connections refused: their budget was full and no connection of theirs idle enough to close.\n",
     "# TYPE push_gateway_connections_refused_total counter\n",
     "push_gateway_connections_refused_total $\n",
     "# HELP push_gateway_deletes_total Successful HTTP DELETE requests.\n",
@@ -147,9 +172,9 @@ const PAGE: &str = concat!(
 /// values would change and [`TEMPLATE`] would fail to build.
 const VALUE: u8 = b'$';
 
-/// Twelve unlabelled samples, four eviction reasons and two families by
-/// reason.
-const VALUES: usize = 12 + 4 + 2 * REASONS.len();
+/// Twelve unlabelled samples, four closed connection counts, four eviction
+/// reasons and two families by reason.
+const VALUES: usize = 12 + 4 + 4 + 2 * REASONS.len();
 
 /// [`PAGE`] with every value 0, and where each value is in it. Most
 /// counters are 0 (above all the rejection reasons), and a run of them is
@@ -194,6 +219,9 @@ pub fn write(out: &mut Vec<u8>, stats: &Stats, cache: &Cache) {
         cache.capacity() as u64,
         cache.used() as u64,
         stats.connections_accepted,
+    ]);
+    put(stats.connections_closed.as_flattened());
+    put(&[
         stats.connections_open,
         stats.connections_refused,
         stats.deletes,
@@ -273,6 +301,7 @@ mod tests {
             connections_accepted: u64::MAX,
             connections_refused: u64::MAX,
             connections_open: u64::MAX,
+            connections_closed: [[u64::MAX; 2]; 2],
             reply_bytes_dropped: u64::MAX,
         };
         cache.stats.evicted_ttl = u64::MAX;
@@ -302,6 +331,7 @@ mod tests {
             connections_accepted: 123_456_789,
             connections_refused: (1 << 53) + 1,
             connections_open: 42,
+            connections_closed: [[7, 0], [123_456, 10]],
             reply_bytes_dropped: 12_345_678_901_234_567,
             ..Stats::default()
         };
@@ -346,10 +376,16 @@ push_gateway_cache_bytes USED
 # HELP push_gateway_connections_accepted_total Connections accepted on the push socket and the scrape port.
 # TYPE push_gateway_connections_accepted_total counter
 push_gateway_connections_accepted_total 123456789
+# HELP push_gateway_connections_closed_total Connections the gateway closed, by listener: evicted (idle longest when its budget was full, to admit another), timeout.
+# TYPE push_gateway_connections_closed_total counter
+push_gateway_connections_closed_total{listener="push",reason="evicted"} 7
+push_gateway_connections_closed_total{listener="push",reason="timeout"} 0
+push_gateway_connections_closed_total{listener="scrape",reason="evicted"} 123456
+push_gateway_connections_closed_total{listener="scrape",reason="timeout"} 10
 # HELP push_gateway_connections_open Connections open now.
 # TYPE push_gateway_connections_open gauge
 push_gateway_connections_open 42
-# HELP push_gateway_connections_refused_total Connections refused because --max-connections were open.
+# HELP push_gateway_connections_refused_total Connections refused: their budget was full and no connection of theirs idle enough to close.
 # TYPE push_gateway_connections_refused_total counter
 push_gateway_connections_refused_total 9.007199254740992e15
 # HELP push_gateway_deletes_total Successful HTTP DELETE requests.
@@ -381,6 +417,7 @@ push_gateway_lines_rejected_total{reason="protobuf"} 78
 push_gateway_lines_rejected_total{reason="http"} 85
 push_gateway_lines_rejected_total{reason="ttl"} 92
 push_gateway_lines_rejected_total{reason="duplicate"} 99
+push_gateway_lines_rejected_total{reason="encoding"} 106
 # HELP push_gateway_lines_total Sample, HELP and TYPE lines accepted on stream connections.
 # TYPE push_gateway_lines_total counter
 push_gateway_lines_total 1e15
@@ -401,6 +438,7 @@ push_gateway_pushes_rejected_total{reason="protobuf"} 100000000000
 push_gateway_pushes_rejected_total{reason="http"} 1000000000000
 push_gateway_pushes_rejected_total{reason="ttl"} 10000000000000
 push_gateway_pushes_rejected_total{reason="duplicate"} 100000000000000
+push_gateway_pushes_rejected_total{reason="encoding"} 1e15
 # HELP push_gateway_pushes_total Successful HTTP pushes (PUT and POST).
 # TYPE push_gateway_pushes_total counter
 push_gateway_pushes_total 999999999999999

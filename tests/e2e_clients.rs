@@ -30,108 +30,29 @@
 //!   pushed groups, one with a refused push (so a non-zero
 //!   `push_failure_time_seconds`), passes `promtool check metrics`.
 //!
-//! The tools come from `tests/e2e/install.sh` (Debian's `prometheus`,
-//! `socat`, `golang-go`, `golang-github-prometheus-client-golang-dev`, and
-//! pip's `prometheus_client`). A missing tool fails the test with a message
-//! naming that script; it never skips.
+//!
+//! tests/e2e_clients_parity.rs has the same clients side by side with the
+//! Prometheus Pushgateway.
+//!
+//! The tools come from `tests/e2e/install.sh`: Debian's `prometheus`,
+//! `prometheus-pushgateway`, `socat`, `golang-go`,
+//! `golang-github-prometheus-client-golang-dev` and `nodejs`; the newest
+//! `prometheus_client` and `python-snappy` in a virtual environment at
+//! `target/e2e-venv` (made with `/usr/bin/python3`, so a stock Debian's
+//! system Python is never changed), and `prom-client` in
+//! `target/e2e-node`. A missing tool fails the test with a message naming
+//! that script; it never skips.
 
 mod common;
+use common::clients::*;
 use common::tools::*;
 use common::*;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Upper bound for any wait: a client run, Prometheus, a condition.
-const LONG_WAIT: Duration = Duration::from_secs(30);
-
-/// Upper bound for the one Go build per test run: a cold build compiles
-/// client_golang and its protobuf dependencies (about 10 s on an idle core).
-const GO_BUILD_WAIT: Duration = Duration::from_secs(120);
-
-const INSTALL_HINT: &str = "run tests/e2e/install.sh to install the end-to-end test tools";
-
-// ---------------------------------------------------------------------------
-// Tools and processes
-
-/// The Python interpreter (`$PYTHON`, as install.sh uses, else `python3`),
-/// checked to have `prometheus_client`.
-fn require_python_client() -> PathBuf {
-    let name = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let python = if name.contains('/') {
-        PathBuf::from(name)
-    } else {
-        require_tool(&name)
-    };
-    let mut cmd = Command::new(&python);
-    cmd.args(["-c", "import prometheus_client"]);
-    let out = run_bounded(cmd, LONG_WAIT, "python3 -c 'import prometheus_client'");
-    assert!(
-        out.status.success(),
-        "Python module prometheus_client is missing for {}: {INSTALL_HINT}\n{}",
-        python.display(),
-        out.stderr
-    );
-    python
-}
-
-/// Where the client programs live.
-fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/clients")
-}
-
-/// What a finished process printed.
-struct Output {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `cmd` to completion, killing it and failing the test after `limit`.
-fn run_bounded(mut cmd: Command, limit: Duration, what: &str) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}: {INSTALL_HINT}"));
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let stdout = drain(child.stdout.take().map(|s| Box::new(s) as _));
-    let stderr = drain(child.stderr.take().map(|s| Box::new(s) as _));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{what}: still running after {limit:?}, killed\n--- stdout:\n{}\n--- stderr:\n{}",
-                stdout.join().unwrap(),
-                stderr.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
-}
 
 /// Seconds since the Unix epoch.
 fn unix_now() -> f64 {
@@ -142,64 +63,6 @@ fn unix_now() -> f64 {
 }
 
 // ---------------------------------------------------------------------------
-// socat bridge: loopback TCP port -> the gateway's push socket
-
-/// `socat TCP-LISTEN:<port>,bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:<socket>`,
-/// killed on drop.
-struct Bridge {
-    child: Child,
-    port: u16,
-}
-
-impl Bridge {
-    /// Starts socat on a free port and waits until it accepts connections.
-    fn start(socket: &Path) -> Bridge {
-        let socat = require_tool("socat");
-        // The free port may be taken between the probe and socat's bind:
-        // then socat exits at once and another port is tried.
-        for _ in 0..3 {
-            let port = free_port();
-            let child = Command::new(&socat)
-                .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"))
-                .arg(format!("UNIX-CONNECT:{}", socket.display()))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawn {}: {e}", socat.display()));
-            let mut bridge = Bridge { child, port };
-            let deadline = Instant::now() + WAIT;
-            loop {
-                if let Ok(Some(_)) = bridge.child.try_wait() {
-                    break; // exited: try another port
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return bridge;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "socat did not accept on 127.0.0.1:{port} within {WAIT:?}"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        panic!("socat could not listen on a free loopback port (3 tries)");
-    }
-
-    /// `HOST:PORT` for the clients.
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// ---------------------------------------------------------------------------
 // The clients
 
 /// Runs `py_pusher.py <bridge> <step>`; fails the test (printing the
@@ -207,8 +70,8 @@ impl Drop for Bridge {
 fn py_push(python: &Path, bridge: &Bridge, gw: &Gateway, step: &str) {
     let mut cmd = Command::new(python);
     cmd.arg(clients_dir().join("py_pusher.py"))
-        .arg(bridge.addr())
-        .arg(step);
+        .arg(step)
+        .arg(bridge.addr());
     let out = run_bounded(cmd, LONG_WAIT, &format!("py_pusher.py {step}"));
     assert!(
         out.status.success(),
@@ -218,60 +81,6 @@ fn py_push(python: &Path, bridge: &Bridge, gw: &Gateway, step: &str) {
         out.stderr,
         gw.scrape()
     );
-}
-
-/// The Go client program, built once for the test that uses it.
-struct GoPusher {
-    dir: TempDir,
-}
-
-impl GoPusher {
-    /// Builds `tests/e2e/clients/go_pusher` in GOPATH mode against Debian's
-    /// packaged client_golang (`/usr/share/gocode`).
-    fn build() -> GoPusher {
-        let go = require_tool("go");
-        let gopath = Path::new("/usr/share/gocode");
-        let push_pkg = gopath.join("src/github.com/prometheus/client_golang/prometheus/push");
-        assert!(
-            push_pkg.join("push.go").is_file(),
-            "{} is missing (Debian package golang-github-prometheus-client-golang-dev): {INSTALL_HINT}",
-            push_pkg.display()
-        );
-        let dir = TempDir::new("go-pusher");
-        let mut cmd = Command::new(&go);
-        cmd.current_dir(clients_dir().join("go_pusher"))
-            .args(["build", "-o"])
-            .arg(dir.path().join("go_pusher"))
-            .arg(".")
-            .env("GO111MODULE", "off")
-            .env("GOPATH", gopath)
-            .env("GOFLAGS", "")
-            .env("CGO_ENABLED", "0");
-        let out = run_bounded(cmd, GO_BUILD_WAIT, "go build go_pusher");
-        assert!(
-            out.status.success(),
-            "go build of tests/e2e/clients/go_pusher failed ({}):\n{}{}",
-            out.status,
-            out.stdout,
-            out.stderr
-        );
-        GoPusher { dir }
-    }
-
-    /// Runs `go_pusher <bridge> <step>`; fails the test unless it exits 0.
-    fn run(&self, bridge: &Bridge, gw: &Gateway, step: &str) {
-        let mut cmd = Command::new(self.dir.path().join("go_pusher"));
-        cmd.arg(bridge.addr()).arg(step);
-        let out = run_bounded(cmd, LONG_WAIT, &format!("go_pusher {step}"));
-        assert!(
-            out.status.success(),
-            "go_pusher {step} failed ({}):\n{}{}\n--- page:\n{}",
-            out.status,
-            out.stdout,
-            out.stderr,
-            gw.scrape()
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -528,7 +337,7 @@ const PY_OTHER: &[(&str, &str)] = &[("job", "py-simple"), ("instance", ""), ("zo
 
 #[test]
 fn python_client_push_pushadd_delete() {
-    let python = require_python_client();
+    let python = client_python();
     let gw = Gateway::start(&["--cache-bytes", "64KiB"]);
     let bridge = Bridge::start(&gw.socket);
     let g = lset(PY_GROUP, &[]);
@@ -787,7 +596,7 @@ fn is_empty_result(answer: &str) -> bool {
 #[test]
 fn prometheus_honors_pushed_labels_and_sees_the_group_expire() {
     require_tool("prometheus");
-    let python = require_python_client();
+    let python = client_python();
     const TTL: Duration = Duration::from_secs(3);
     let gw = Gateway::start(&["--ttl", "3s"]);
     let bridge = Bridge::start(&gw.socket);
@@ -870,7 +679,7 @@ fn prometheus_honors_pushed_labels_and_sees_the_group_expire() {
 #[test]
 fn promtool_accepts_a_page_of_pushed_groups() {
     require_tool("promtool");
-    let python = require_python_client();
+    let python = client_python();
     let gw = Gateway::start(&["--cache-bytes", "64KiB"]);
     let bridge = Bridge::start(&gw.socket);
     for step in ["push", "pushadd", "other", "batch"] {

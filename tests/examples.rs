@@ -16,11 +16,12 @@
 //!   kept (honor_labels), and every alert rule evaluates; every
 //!   push_gateway_* metric the rules name is on the gateway's page.
 //!
-//! Tools (socat, nc, python3 with prometheus_client, promtool, prometheus)
+//! Tools (socat, nc, prometheus_client in install.sh's venv, promtool, prometheus)
 //! come from tests/e2e/install.sh; a missing one fails the test, it never
 //! skips.
 
 mod common;
+use common::clients::client_python;
 use common::tools::*;
 use common::*;
 
@@ -356,13 +357,9 @@ fn wait_for_port(addr: SocketAddr, child: &mut Child) {
 #[test]
 fn push_python_through_socat_bridge() {
     let socat = require_tool("socat");
-    let python = require_tool("python3");
-    let check = run(Command::new(&python).args(["-c", "import prometheus_client"]));
-    assert!(
-        check.status.success(),
-        "python3 lacks prometheus_client: run tests/e2e/install.sh\n{}",
-        describe(&check)
-    );
+    // The virtual environment tests/e2e/install.sh makes, with the newest
+    // prometheus_client: what a user of a stock Debian would set up.
+    let python = client_python();
     let gw = Gateway::start(&[]);
 
     // The bridge, as the example's docstring has it, on a free port.

@@ -149,7 +149,7 @@ fn push(socket: &std::path::Path, text: &[u8]) {
 
 fn scrape(addr: std::net::SocketAddr) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut page = String::new();
     s.read_to_string(&mut page).unwrap();
@@ -206,7 +206,7 @@ fn the_gateway_heap_is_the_same_after_warm_up_and_after_a_long_run() {
     scrape_listener.set_nonblocking(true).unwrap();
     let addr = scrape_listener.local_addr().unwrap();
     let cache_bytes = config.cache_bytes as isize;
-    let max_connections = config.max_connections;
+    let budgets = (config.max_push_connections, config.max_scrape_connections);
     std::thread::spawn(move || {
         TRACKED.with(|t| t.set(true));
         let _ = push_gateway::event_loop::run(
@@ -232,7 +232,8 @@ fn the_gateway_heap_is_the_same_after_warm_up_and_after_a_long_run() {
     let peak = PEAK_BYTES.load(Ordering::SeqCst) as usize;
     let bound = push_gateway::limits::worst_case_heap_bytes(
         cache_bytes as usize,
-        max_connections,
+        budgets.0,
+        budgets.1,
         cache_bytes as usize,
     );
     assert!(

@@ -53,7 +53,7 @@ fn sigterm_under_load_exits_0_quickly_and_removes_the_socket() {
                             s.write_all(format!("load{{n=\"{i}\"}} 1\n").repeat(100).as_bytes());
                     }
                     if let Ok(mut s) = std::net::TcpStream::connect(addr) {
-                        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
+                        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
                         let mut buf = [0u8; 512];
                         let _ = s.read(&mut buf);
                     }
@@ -135,7 +135,7 @@ fn a_response_in_flight_is_finished_on_shutdown() {
         .collect();
     gw.push(&lines);
     let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
     // Read only the head, so most of the page waits in the gateway.
     let mut head = [0u8; 64];
@@ -213,7 +213,10 @@ fn socket_activation_and_readiness() {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + WAIT;
     loop {
-        let (_, _, body) = http_request(addr, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let (_, _, body) = http_request(
+            addr,
+            "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        );
         if body.contains("activated 1") {
             break;
         }
@@ -260,7 +263,7 @@ fn metric(page: &str, series: &str) -> f64 {
 
 #[test]
 fn self_metrics_move_as_things_happen() {
-    let gw = Gateway::start_full(&["--cache-bytes", "2KiB", "--max-connections", "8"]);
+    let gw = Gateway::start_full(&["--cache-bytes", "2KiB", "--max-push-connections", "8"]);
     let page = gw.scrape();
     assert_eq!(metric(&page, "push_gateway_cache_budget_bytes"), 2048.0);
     assert!(

@@ -7,6 +7,10 @@
 //!   holds the values loadgen's counts imply (values count up from 10^9
 //!   per round or request, so the last value of each connection follows
 //!   from how many samples or requests it reported).
+//! - `loadgen_floods_a_full_budget_and_scrapes_meanwhile`: `flood` writes
+//!   never-seen series into a full budget (every line evicts) while a
+//!   scraper scrapes; clean, each connection's last series on the page,
+//!   scrape latencies reported, and the gateway counts budget evictions.
 //! - `loadgen_fails_when_the_check_does_not_hold`: a budget too small for
 //!   the pushes gives exit status 1 and the reason (413 for `http`, a
 //!   failed final check for `stream`), so the checks above are not vacuous.
@@ -330,6 +334,41 @@ fn loadgen_reports_what_the_gateway_applied() {
 }
 
 #[test]
+fn loadgen_floods_a_full_budget_and_scrapes_meanwhile() {
+    let (_dir, bin) = build_loadgen();
+    // With its own metrics, for the evictions counted.
+    let gw = Gateway::start_full(&["--cache-bytes", "10KiB", "--ttl", "1h"]);
+    let socket = gw.socket.to_str().unwrap();
+    let addr = gw.addr.to_string();
+    let flood = loadgen(
+        &bin,
+        "flood -c 2 --scrapers 1 --seconds 0.5",
+        &["--socket", socket, "--scrape", &addr],
+    );
+    flood.assert_clean("samples_per_s");
+    assert!(
+        flood.field("verified").starts_with("yes:"),
+        "{}",
+        describe(&flood.out)
+    );
+    assert!(flood.number("scrapes") >= 1.0, "{}", describe(&flood.out));
+    assert!(flood.number("scrape_p99_us") > 0.0);
+    let page = gw.scrape();
+    let evicted: f64 = page
+        .lines()
+        .find_map(|l| l.strip_prefix("push_gateway_evictions_total{reason=\"budget\"} "))
+        .unwrap_or_else(|| panic!("no budget evictions on the page:\n{page}"))
+        .parse()
+        .unwrap();
+    // 10 KiB holds about a hundred of these series: nearly every line evicted.
+    assert!(
+        evicted + 200.0 >= flood.number("samples"),
+        "{evicted} evicted of {} lines",
+        flood.number("samples")
+    );
+}
+
+#[test]
 fn loadgen_fails_when_the_check_does_not_hold() {
     let (_dir, bin) = build_loadgen();
     // 10 KiB holds neither a PUT of 1000 series (about 33 KB) nor 200
@@ -465,6 +504,8 @@ fn make_bench_runs_end_to_end_and_prints_the_table() {
             .env("BENCH_CONNS", "2")
             .env("BENCH_STREAM_CONNS", "2")
             .env("BENCH_STREAM_SERIES", "100")
+            .env("BENCH_FLOOD_CONNS", "2")
+            .env("BENCH_FLOOD_PUSHERS", "4")
             .env("BENCH_RESULTS", &results)
             .env("PUSHGATEWAY", &pushgateway)
             .env("CARGO_TARGET_DIR", &target_dir),
@@ -522,8 +563,9 @@ fn make_bench_runs_end_to_end_and_prints_the_table() {
     let lines = std::fs::read_to_string(&results).unwrap();
     assert_eq!(
         lines.lines().count(),
-        7,
-        "scrape, put10, put1000 on both servers, stream on one:\n{lines}"
+        11,
+        "scrape, put10, put1000 on both servers, stream on one, flood at \
+         three budgets and flood with scrapes on one:\n{lines}"
     );
     for line in lines.lines() {
         assert!(line.contains(" errors=0 "), "{line}");
@@ -536,6 +578,11 @@ fn make_bench_runs_end_to_end_and_prints_the_table() {
         ("samples/s applied", 1, false),
         ("requests/s", 2, true),
         ("scrapes/s", 1, true),
+        ("lines/s applied, --cache-bytes 10KiB", 1, false),
+        ("lines/s applied, --cache-bytes 1MiB", 1, false),
+        ("lines/s applied, --cache-bytes 16MiB", 1, false),
+        ("scrape p99 latency (ms)", 1, false),
+        ("lines/s applied meanwhile", 1, false),
         ("peak RSS, VmHWM (MiB)", 1, true),
     ] {
         let found = rows(&table, label);

@@ -403,7 +403,7 @@ fn heap_stays_flat(slot: usize, rounds: usize) {
     scrape_listener.set_nonblocking(true).unwrap();
     let addr = scrape_listener.local_addr().unwrap();
     let cache_bytes = config.cache_bytes;
-    let max_connections = config.max_connections;
+    let budgets = (config.max_push_connections, config.max_scrape_connections);
     std::thread::spawn(move || {
         SLOT.with(|s| s.set(slot));
         let _ = push_gateway::event_loop::run(
@@ -424,7 +424,7 @@ fn heap_stays_flat(slot: usize, rounds: usize) {
     let (warm, after) = (warm.get(), after.get());
     let peak = PEAK_BYTES[slot].load(Ordering::SeqCst) as usize;
     let bound =
-        push_gateway::limits::worst_case_heap_bytes(cache_bytes, max_connections, cache_bytes);
+        push_gateway::limits::worst_case_heap_bytes(cache_bytes, budgets.0, budgets.1, cache_bytes);
     eprintln!("long run heap: after warm-up {warm} B, after the run {after} B, peak {peak} B");
     assert_eq!(
         after, warm,

@@ -47,10 +47,17 @@ fn push_ttl_header_sets_the_group_ttl_within_the_maximum() {
         page.contains("lasting{instance=\"\",job=\"long\"} 1"),
         "{page}"
     );
-    for bad in ["Push-TTL: 2h", "Push-TTL: soon", "Push-TTL: 0s"] {
+    // A bare number is refused too: the unit is not guessed. The refusal
+    // names the limit in force, so the pusher knows what it may ask for.
+    for bad in [
+        "Push-TTL: 2h",
+        "Push-TTL: soon",
+        "Push-TTL: 0s",
+        "Push-TTL: 60",
+    ] {
         let (code, body) = send(&gw, "PUT", "/metrics/job/bad", &[bad], "x 1\n");
         assert_eq!(code, 400, "{bad}");
-        assert!(body.contains("--max-ttl"), "{body}");
+        assert!(body.contains("--max-ttl 1h"), "{body}");
     }
 }
 
@@ -87,7 +94,7 @@ fn drain_on_scrape_delivers_each_sample_once() {
     gw.push("kept_total 1\n");
     let (status, _, _) = http_request(
         gw.addr,
-        "HEAD /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "HEAD /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 200);
     assert!(gw.scrape().contains("kept_total 1"));
@@ -109,13 +116,21 @@ fn a_push_drain_header_drains_only_that_group() {
     let page = gw.scrape();
     assert!(!page.contains("d{instance"), "{page}");
     assert!(page.contains("k{instance=\"\",job=\"kept\"} 1"), "{page}");
+    // The drained group goes with its last series: no push times are left
+    // for a group that holds nothing (the kept group keeps its own).
+    assert!(!page.contains("job=\"drained\""), "{page}");
+    assert!(
+        page.contains("push_time_seconds{instance=\"\",job=\"kept\"}"),
+        "{page}"
+    );
 }
 
 /// Requests the page and drops the connection after a few bytes, with
 /// most of the page unread.
 fn failed_scrape(gw: &Gateway) {
     let mut s = TcpStream::connect(gw.addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
     let mut first = [0u8; 64];
     s.read_exact(&mut first).unwrap();
     drop(s);
@@ -141,7 +156,7 @@ fn an_incomplete_scrape_does_not_drain_up_to_three_attempts() {
     failed_scrape(&gw);
     let (status, _, page) = http_request(
         gw.addr,
-        "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 200);
     assert!(
@@ -252,7 +267,7 @@ fn the_counter_shortcut_counts_without_a_client_library() {
     // The scrape port stays read-only.
     let (status, _, _) = http_request(
         gw.addr,
-        "PATCH /counter/jobs_done_total HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "PATCH /counter/jobs_done_total HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 405);
 }
@@ -307,7 +322,7 @@ fn delete_by_name_across_groups_and_wipe() {
     // Wipe is not served on the read-only port.
     let (status, _, _) = http_request(
         gw.addr,
-        "PUT /api/v1/admin/wipe HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "PUT /api/v1/admin/wipe HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 405);
 }

@@ -68,7 +68,7 @@ fn keep_alive_serves_several_requests_and_head_has_no_body() {
     assert!(head.contains("Content-Length: 23"), "{head}");
     // Pipelined: two requests in one write, answered in order.
     s.write_all(
-        b"GET /-/healthy HTTP/1.1\r\n\r\nGET /-/ready HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\n\r\nGET /-/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .unwrap();
     let (h1, b1) = read_response(&mut s, false);
@@ -130,7 +130,7 @@ fn the_tcp_port_never_accepts_pushes() {
     let (status, _, _) = http_request(
         gw.addr,
         &format!(
-            "PUT /metrics/job/x HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+            "PUT /metrics/job/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         ),
     );
@@ -142,14 +142,15 @@ fn the_tcp_port_never_accepts_pushes() {
 fn oversized_and_malformed_requests_get_an_error_and_a_close() {
     let gw = Gateway::start(&[]);
     let big = format!(
-        "GET /metrics HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
         "a".repeat(10_000)
     );
     let (status, head, body) = http_request(gw.addr, &big);
     assert_eq!(status, 431, "{head}");
     assert!(body.contains("too large"), "{body}");
+    // As the Pushgateway answers an HTTP version it does not speak.
     let (status, _, _) = http_request(gw.addr, "GET /metrics HTTP/3.0\r\n\r\n");
-    assert_eq!(status, 400);
+    assert_eq!(status, 505);
     // The gateway still serves others.
     assert_eq!(gw.get("/metrics").0, 200);
 }
@@ -163,7 +164,8 @@ fn a_scraper_that_disconnects_mid_response_harms_no_one() {
     gw.push(&lines);
     for _ in 0..20 {
         let mut s = TcpStream::connect(gw.addr).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
         let mut first = [0u8; 100];
         let _ = s.read(&mut first);
         drop(s);
@@ -195,30 +197,45 @@ fn a_slow_request_is_cut_off_after_the_request_timeout() {
 
 #[test]
 fn connections_past_the_limit_are_refused_and_others_keep_being_served() {
-    let gw = Gateway::start(&["--max-connections", "4"]);
-    // The harness's readiness probes have closed; hold all four slots.
+    let gw = Gateway::start(&["--max-scrape-connections", "4"]);
+    // The harness's readiness probes have closed; hold all four slots with
+    // connections in the middle of a request that keep moving bytes (busy:
+    // never closed for a newcomer).
     std::thread::sleep(Duration::from_millis(200));
     let mut held: Vec<TcpStream> = (0..4)
-        .map(|_| TcpStream::connect(gw.addr).unwrap())
+        .map(|_| {
+            let mut s = TcpStream::connect(gw.addr).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Hold: ")
+                .unwrap();
+            s
+        })
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
-    // Refused at once, before the client's request is even read.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut pokes: Vec<TcpStream> = held.iter().map(|s| s.try_clone().unwrap()).collect();
+    let stopped = stop.clone();
+    let poker = std::thread::spawn(move || {
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            for s in &mut pokes {
+                s.write_all(b"a").unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    // Refused (after a moment in the backlog), its request never read.
     let mut refused = TcpStream::connect(gw.addr).unwrap();
     refused.set_read_timeout(Some(WAIT)).unwrap();
     let mut reply = String::new();
     refused.read_to_string(&mut reply).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    poker.join().unwrap();
     let (status, _, body) = split_response(&reply);
     assert_eq!(status, 503);
-    assert!(body.contains("--max-connections"), "{body}");
-    let mut s = gw.connect();
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).unwrap();
-    assert!(reply.contains("too many connections"), "{reply}");
+    assert!(body.contains("--max-scrape-connections"), "{body}");
+    // Pushers have a budget of their own.
+    assert_eq!(gw.push("not_refused 1\n"), "");
     // A held connection is still served.
     held[0].set_read_timeout(Some(WAIT)).unwrap();
-    held[0]
-        .write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    held[0].write_all(b"\r\nConnection: close\r\n\r\n").unwrap();
     let mut reply = String::new();
     held[0].read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
@@ -291,7 +308,7 @@ fn a_slow_reader_gets_the_page_then_the_gateways_own_metrics() {
         head.contains(&format!("\r\nContent-Length: {}\r\n", bodies[1].len())),
         "{head}"
     );
-    s.write_all(b"GET /-/healthy HTTP/1.1\r\nConnection: close\r\n\r\n")
+    s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut rest = String::new();
     s.read_to_string(&mut rest).unwrap();

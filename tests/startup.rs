@@ -44,6 +44,8 @@ fn help_and_version() {
         "--cache-bytes",
         "--ttl",
         "--socket-mode",
+        "--max-push-connections",
+        "--max-scrape-connections",
         "--max-connections",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
@@ -61,6 +63,8 @@ fn invalid_values_exit_2_naming_the_flag() {
         ("--ttl", "soon"),
         ("--socket-mode", "999"),
         ("--max-connections", "0"),
+        ("--max-push-connections", "0"),
+        ("--max-scrape-connections", "65537"),
         ("--listen", "nowhere"),
     ] {
         let out = run_failing(&[flag, value]);
@@ -306,7 +310,7 @@ fn a_socket_path_of_107_bytes_works_and_108_is_a_clear_error() {
     assert_eq!(reply, "");
     let (status, _, body) = http_request(
         addr.parse().unwrap(),
-        "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 200);
     assert!(body.contains("long_path_ok 1\n"), "{body}");
@@ -432,7 +436,107 @@ fn a_bad_scrape_auth_file_is_a_clear_start_up_error() {
     assert_eq!(gw.get("/metrics").0, 401);
     let (status, _, _) = http_request(
         gw.addr,
-        "GET /metrics HTTP/1.1\r\nAuthorization: Bearer from-env\r\nConnection: close\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer from-env\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 200);
+}
+
+#[test]
+fn max_ttl_below_ttl_is_refused_naming_both_flags() {
+    let out = run_failing(&["--ttl", "10m", "--max-ttl", "1m"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--max-ttl 1m is below --ttl 10m") && err.contains("raise --max-ttl"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_duration_needs_its_unit_and_a_negative_one_names_the_flag() {
+    for (flag, value) in [
+        ("--ttl", "60"),
+        ("--max-ttl", "3600"),
+        ("--ttl", "-1"),
+        ("--max-ttl", "-5m"),
+    ] {
+        let out = run_failing(&[flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("for '{flag}")) && err.contains("ms, s, m or h"),
+            "{flag} {value}: {err}"
+        );
+    }
+    let out = run_failing(&["--cache-bytes", "-1"]);
+    assert!(
+        stderr(&out).contains("for '--cache-bytes"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn sizes_take_exactly_the_documented_suffixes() {
+    for value in ["10KB", "10K", "1GB", "2M", "4096B"] {
+        let out = run_failing(&["--cache-bytes", value]);
+        assert_eq!(out.status.code(), Some(2), "{value}");
+        assert!(
+            stderr(&out).contains("KiB, MiB or GiB"),
+            "{value}: {}",
+            stderr(&out)
+        );
+    }
+    let gw = Gateway::start(&["--cache-bytes", "16384", "--max-body-bytes", "2 KiB"]);
+    gw.push("sized 1\n");
+    gw.scrape_until("a push to a gateway sized in plain bytes", |p| {
+        p.contains("sized 1")
+    });
+}
+
+#[test]
+fn a_bad_listen_address_says_the_expected_form() {
+    for value in ["nowhere", "localhost:9091", "9091", "::1:9091"] {
+        let out = run_failing(&["--listen", value]);
+        assert_eq!(out.status.code(), Some(2), "{value}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("IP:PORT") && err.contains("[::1]:9091") && err.contains("host names"),
+            "{value}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_start_up_line_names_every_effective_limit() {
+    let mut gw = Gateway::start_with(
+        &["--ttl", "90s", "--max-ttl", "2h", "--cache-bytes", "64KiB"],
+        |cmd| {
+            cmd.env("RUST_LOG", "info").stderr(Stdio::piped());
+        },
+    );
+    let _ = gw.child.kill();
+    let _ = gw.child.wait();
+    let mut log = String::new();
+    use std::io::Read;
+    gw.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains(" started: "))
+        .unwrap_or_else(|| panic!("no start-up line in:\n{log}"));
+    for part in [
+        "cache 65536 bytes",
+        "ttl 90s",
+        "max ttl 2h",
+        "max 64 connections",
+        "max body 65536 bytes",
+        "drain on scrape off",
+    ] {
+        assert!(line.contains(part), "{part:?} missing from: {line}");
+    }
 }

@@ -285,7 +285,7 @@ fn regression_a_flooding_pusher_does_not_starve_scrapes() {
         let started = std::time::Instant::now();
         let (status, _, _) = http_request(
             gw.addr,
-            "GET /-/healthy HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "GET /-/healthy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         );
         assert_eq!(status, 200);
         assert!(

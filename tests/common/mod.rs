@@ -6,7 +6,10 @@
 //! the runner named by `PUSH_GATEWAY_TEST_RUNNER` when it is set.
 #![allow(dead_code)]
 
+pub mod clients;
+pub mod page;
 pub mod protobuf;
+pub mod pushgateway;
 pub mod tools;
 
 use std::io::{Read, Write};
