@@ -3,7 +3,7 @@
 #
 #   make cross        static release binary for aarch64-unknown-linux-musl
 #   make size         release binary size per target
-#   make cross-test   cargo test for aarch64, run under qemu-user
+#   make cross-test   unit tests and a set of integration tests for aarch64, under qemu-user
 #   make rss-aarch64  real VmHWM/VmRSS on an emulated aarch64 kernel
 #   make long-run     tests/long_run.rs in full, in release: heap and RSS
 #   make rss-native   its RSS part only, against the static x86_64 musl binary
@@ -54,8 +54,16 @@ size: cross-setup ## release binary size per target
 		awk -v t="$$t" -v b="$$b" 'BEGIN { printf "%-30s %10d %9.1f\n", t, b, b / 1024 }'; \
 	done
 
-cross-test: cross-setup ## every test for aarch64, under qemu-user
-	$(CROSS_RUNNER_ENV) $(CARGO) test --target $(CROSS_TARGET)
+# Under emulation each test runs 5-20x slower, so cross-test runs a
+# representative subset: every unit test, and the integration tests of
+# each path (stream, HTTP push and its parity rules, compressed bodies,
+# the JSON API, scrapes, start-up and service life). The differential
+# suite, the client and Prometheus end-to-end tests and the hostile-client
+# floods run natively in `make test`. CROSS_TESTS= changes the set.
+CROSS_TESTS ?= stream http_push http_framing push_modes push_parity compressed api scrape startup lifecycle fuzz_regressions
+
+cross-test: cross-setup ## unit tests and a representative set of integration tests for aarch64, under qemu-user
+	$(CROSS_RUNNER_ENV) $(CARGO) test --target $(CROSS_TARGET) --lib $(addprefix --test ,$(CROSS_TESTS))
 
 rss-aarch64: cross-setup ## VmHWM/VmRSS on an emulated aarch64 kernel
 	CARGO='$(CARGO)' $(CROSS_DIR)/rss-aarch64.sh

@@ -533,7 +533,7 @@ fn the_start_up_line_names_every_effective_limit() {
         "cache 65536 bytes",
         "ttl 90s",
         "max ttl 2h",
-        "max 64 connections",
+        "max 64 push and 16 scrape connections",
         "max body 65536 bytes",
         "drain on scrape off",
     ] {
