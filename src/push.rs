@@ -137,6 +137,9 @@ impl PushError {
             PushError::Line { error, .. } => matches!(
                 error,
                 IngestError::Line(LineError::Timestamp | LineError::ReservedLabel)
+                    // A series another group holds: the Pushgateway finds
+                    // it in its consistency check, after parsing.
+                    | IngestError::Cache(CacheError::Owned)
             ),
             PushError::TypeConflict { .. }
             | PushError::NameCollision { .. }
@@ -1074,6 +1077,34 @@ mod tests {
             assert_eq!(c.group_count(), usize::from(recorded), "{body}");
             c.check_invariants();
         }
+    }
+
+    /// As the Pushgateway: a series another group holds is found by the
+    /// consistency check, so the refusal is recorded in the new group.
+    #[test]
+    fn a_series_of_another_group_records_the_failure_in_a_new_group() {
+        let mut c = Cache::new(16 * 1024);
+        call(
+            &mut c,
+            PushMethod::Put,
+            "/metrics/job/a/instance/x",
+            "foo 1\n",
+        )
+        .unwrap();
+        call(
+            &mut c,
+            PushMethod::Put,
+            "/metrics/job/a",
+            "foo{instance=\"x\"} 2\n",
+        )
+        .unwrap_err();
+        let p = page(&c);
+        assert!(
+            p.contains("push_time_seconds{instance=\"\",job=\"a\"} 0\n")
+                && p.contains("push_failure_time_seconds{instance=\"\",job=\"a\"} 1700000000.5\n"),
+            "{p}"
+        );
+        c.check_invariants();
     }
 
     /// The Pushgateway serves a family's HELP from its push: a push without
