@@ -319,6 +319,15 @@ impl State {
             self.now as f64 / 1000.0,
         );
         if result.is_err() {
+            // As the Pushgateway does, a body that parsed but failed its
+            // checks is recorded in its group, created for it if new (with
+            // `push_time_seconds` 0 and the group's TTL); an existing
+            // group keeps its deadline.
+            let labels = format!("instance=\"\",job=\"{}\"", job_name(job));
+            let live = self.model.groups.get(&job).is_some_and(|&d| d > self.now);
+            if !live && self.cache.group_find(labels.as_bytes()).is_some() {
+                self.model.groups.insert(job, self.now + self.ttl);
+            }
             return;
         }
         if put {
@@ -337,6 +346,30 @@ impl State {
                 written.push((key.clone(), s.value));
                 self.model.series.insert(key, (s.value, Owner::Group(job)));
             }
+        }
+        // Histograms and summaries are completed as the Pushgateway completes
+        // them (+Inf from _count, _sum and _count added, bounds in Go's
+        // form, bare samples dropped): the model takes the group's series of
+        // such a push from the cache, and checks the rest as written.
+        let completed = body.lines().any(|l| {
+            l.starts_with("# TYPE ") && (l.ends_with(" histogram") || l.ends_with(" summary"))
+        });
+        if completed {
+            let labels = format!("instance=\"\",job=\"{job_label}\"");
+            if let Some(group) = self.cache.group_find(labels.as_bytes()) {
+                let mut ids = Vec::new();
+                self.cache.group_series(group, &mut ids);
+                self.model
+                    .series
+                    .retain(|_, (_, owner)| *owner != Owner::Group(job));
+                for id in ids {
+                    let view = self.cache.series(id);
+                    self.model
+                        .series
+                        .insert(view.key.to_vec(), (view.value, Owner::Group(job)));
+                }
+            }
+            return;
         }
         for (key, value) in written {
             let got = self.cache.get(&key, self.now);

@@ -32,6 +32,9 @@ fuzz_target!(|data: &[u8]| {
     for make in [Decoder::gzip as fn() -> Decoder, Decoder::snappy] {
         let whole = run(make(), &[body], limit);
         let parts = run(make(), &[a, b], limit);
-        assert_eq!(whole, parts, "a body split in two reads decodes differently");
+        assert_eq!(
+            whole, parts,
+            "a body split in two reads decodes differently"
+        );
     }
 });
