@@ -1,5 +1,6 @@
 //! Unit tests of the cache: eviction order, expiry, the budget, families,
-//! and the cost of floods.
+//! and the cost of floods. Compiled only for tests (`#[cfg(test)] mod
+//! tests;` in mod.rs), so its unwraps never meet outside input.
 
 use super::*;
 
