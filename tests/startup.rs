@@ -515,20 +515,34 @@ fn the_start_up_line_names_every_effective_limit() {
             cmd.env("RUST_LOG", "info").stderr(Stdio::piped());
         },
     );
+    // The line is written just after the listeners are bound, so it can
+    // come a little after the gateway answers (much later under
+    // emulation): read until it arrives, with a watchdog, then stop.
+    let err = gw.child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut log = String::new();
+    let line = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains(" started: ") => break l,
+            Ok(l) => {
+                log.push_str(&l);
+                log.push('\n');
+            }
+            Err(_) => panic!("no start-up line in:\n{log}"),
+        }
+    };
     let _ = gw.child.kill();
     let _ = gw.child.wait();
-    let mut log = String::new();
-    use std::io::Read;
-    gw.child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    let line = log
-        .lines()
-        .find(|l| l.contains(" started: "))
-        .unwrap_or_else(|| panic!("no start-up line in:\n{log}"));
     for part in [
         "cache 65536 bytes",
         "ttl 90s",
