@@ -260,6 +260,9 @@ pub struct Conn {
     pub last_turn: u64,
     /// Whether it waits in the event loop's list of yielded connections.
     pub queued: bool,
+    /// Whether the event loop gives it a write between pushers' steps: a
+    /// response is part way out and the client took the last write.
+    pub pumped: bool,
 }
 
 impl Conn {
@@ -295,6 +298,7 @@ impl Conn {
             last_active: now,
             last_turn: 0,
             queued: false,
+            pumped: false,
         }
     }
 
@@ -330,6 +334,11 @@ impl Conn {
     /// nothing of this connection's).
     pub fn nothing_to_send(&self) -> bool {
         self.out.is_empty()
+    }
+
+    /// Bytes written to the client since the connection opened.
+    pub fn bytes_written(&self) -> u64 {
+        self.out.written
     }
 
     /// Accepted on the push socket (else on the scrape port): which

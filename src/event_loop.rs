@@ -27,6 +27,16 @@
 //! last activity, so finding the one to close costs O(1); each listener
 //! accepts at most [`TURN_ACCEPTS`] per turn.
 //!
+//! # Pages between pushers
+//! A scrape connection's send buffer is small ([`SCRAPE_SEND_BUFFER_BYTES`]),
+//! so a large page goes out in many writes. Waiting for the next turn
+//! between writes would make a scrape wait for every busy pusher once per
+//! send buffer. Instead, a scraper part way through a response whose last
+//! write was taken gets another write after each pusher's step in the same
+//! turn ([`Server::pump`]): a scraper that reads gets its page at the pace
+//! it reads. One whose write is refused waits for its writable event, so a
+//! scraper that does not read costs no extra write.
+//!
 //! # Memory
 //! The cache (`--cache-bytes`), the renderer's page and order, a shared
 //! read chunk of [`READ_CHUNK_BYTES`], and a slab of `--max-push-connections`
@@ -105,6 +115,9 @@ struct Server {
     resume: Vec<usize>,
     /// The list being resumed this turn.
     resuming: Vec<usize>,
+    /// Scrape connections part way through a response whose last write
+    /// was taken: they get another write after each pusher's step.
+    sending: Vec<usize>,
     /// Counts turns of the loop; a connection that already ran this turn
     /// is not resumed in it again.
     turn: u64,
@@ -195,6 +208,7 @@ pub fn run_with_signals(
         closing: Vec::with_capacity(capacity),
         resume: Vec::with_capacity(capacity),
         resuming: Vec::with_capacity(capacity),
+        sending: Vec::with_capacity(config.max_scrape_connections),
         turn: 0,
         chunk: vec![0; READ_CHUNK_BYTES],
         key: ingest::key_buffer(),
@@ -559,20 +573,50 @@ impl Server {
             scrape_auth: self.scrape_auth.as_ref(),
         };
         let before = (conn.last_active(), conn.at_rest());
+        let written = conn.bytes_written();
         let step = conn.ready(&mut ctx, &mut self.chunk);
         let moved = (conn.last_active(), conn.at_rest()) != before;
         let list = list_of(conn);
+        let push = conn.is_push();
         if step == Step::Close || conn.update_interest(registry, Token(key)).is_err() {
+            conn.pumped = false;
             self.closing.push(key);
             return;
         } else if step == Step::Yield && !conn.queued {
             conn.queued = true;
             self.resume.push(key);
         }
+        // Taken bytes and left some: the client is reading this response.
+        conn.pumped = !push && conn.bytes_written() != written && !conn.nothing_to_send();
+        if conn.pumped && !self.sending.contains(&key) {
+            self.sending.push(key);
+        }
         if moved {
             // Last active now, or at rest or busy from now: the back of
             // its list, which stays in order of last activity.
             self.conns.touch(key, list);
+        }
+        if push && !self.sending.is_empty() {
+            self.pump(registry, now);
+        }
+    }
+
+    /// Gives each scraper in [`Server::sending`] another write; those
+    /// whose write is refused, or that are done, leave the list (a refused
+    /// one returns with its next writable event). A key whose connection
+    /// closed, or went to a newcomer that is not being pumped, leaves too.
+    fn pump(&mut self, registry: &Registry, now: u64) {
+        let mut i = 0;
+        while i < self.sending.len() {
+            let key = self.sending[i];
+            if self.conns.get(key).is_some_and(|c| c.pumped) {
+                self.conn_ready(key, registry, now);
+            }
+            if self.conns.get(key).is_some_and(|c| c.pumped) {
+                i += 1;
+            } else {
+                self.sending.swap_remove(i);
+            }
         }
     }
 

@@ -1,10 +1,15 @@
 //! The hash index: a fixed array of bucket heads at the start of the
 //! budget, each the first record id of a chain linked through the records'
-//! `F_BUCKET_NEXT`.
+//! `F_BUCKET_NEXT`, oldest record first.
+//!
+//! A bucket holds its head's id plus one, so that zero is an empty bucket:
+//! the index needs no writing at start-up, and the pages of a large
+//! budget's index stay unmapped until series land in them.
 //!
 //! # Memory
-//! Between 1/32 and 1/16 of the budget (a power of two of `u32` heads),
-//! set at start-up; chains live in the records' headers.
+//! More than 1/32 and at most 1/16 of the budget (a power of two of `u32`
+//! heads, one per 64 bytes rounded down), set at start-up; chains live in
+//! the records' headers.
 
 use super::{Cache, F_BUCKET_NEXT, F_HASH, F_KIND, FREE, KIND_SERIES, Lookup, NIL};
 use crate::bytes;
@@ -31,8 +36,19 @@ impl Cache {
         ((h & self.bucket_mask) as usize) * 4
     }
 
+    /// The first id of the chain in `bucket`, or `NIL`.
+    #[inline(always)]
+    fn head(&self, bucket: usize) -> u32 {
+        self.u32_at(bucket).wrapping_sub(1)
+    }
+
+    #[inline(always)]
+    fn set_head(&mut self, bucket: usize, id: u32) {
+        self.set_u32(bucket, id.wrapping_add(1));
+    }
+
     pub(super) fn find(&self, kind: u8, key: &[u8], h: u32) -> Option<u32> {
-        let mut id = self.u32_at(self.bucket(h));
+        let mut id = self.head(self.bucket(h));
         while id != NIL {
             let off = self.off(id);
             if self.u32_at(off + F_HASH) == h
@@ -69,13 +85,13 @@ impl Cache {
 
     pub(super) fn unlink_bucket(&mut self, id: u32) {
         let h = self.field(id, F_HASH);
-        let head = self.bucket(h);
+        let bucket = self.bucket(h);
         let next = self.field(id, F_BUCKET_NEXT);
-        if self.u32_at(head) == id {
-            self.set_u32(head, next);
+        let mut cur = self.head(bucket);
+        if cur == id {
+            self.set_head(bucket, next);
             return;
         }
-        let mut cur = self.u32_at(head);
         while cur != NIL {
             let cur_next = self.field(cur, F_BUCKET_NEXT);
             if cur_next == id {
@@ -86,11 +102,25 @@ impl Cache {
         }
     }
 
-    /// Puts a new record at the head of its bucket's chain.
+    /// Puts a new record at the end of its bucket's chain, which so stays
+    /// in order of insertion: the oldest record, the first a flood evicts,
+    /// is unlinked at the head, without a walk. The walk here costs no
+    /// miss: looking the new key up walked the same chain just before.
     pub(super) fn link_bucket(&mut self, id: u32, h: u32) {
+        self.set_field(id, F_BUCKET_NEXT, NIL);
         let bucket = self.bucket(h);
-        let head = self.u32_at(bucket);
-        self.set_field(id, F_BUCKET_NEXT, head);
-        self.set_u32(bucket, id);
+        let mut cur = self.head(bucket);
+        if cur == NIL {
+            self.set_head(bucket, id);
+            return;
+        }
+        loop {
+            let next = self.field(cur, F_BUCKET_NEXT);
+            if next == NIL {
+                self.set_field(cur, F_BUCKET_NEXT, id);
+                return;
+            }
+            cur = next;
+        }
     }
 }

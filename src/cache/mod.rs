@@ -9,8 +9,8 @@
 //! [ bucket heads | records (grow up) ->   free   <- id table (grows down) ]
 //! ```
 //!
-//! * bucket heads: the hash index, a fixed array of `u32` ids (1/16 of the
-//!   budget at most);
+//! * bucket heads: the hash index, a fixed array of `u32` ids (more than
+//!   1/32 of the budget, at most 1/16);
 //! * records: one per series and one per metric family, each a
 //!   [`HEADER_BYTES`] header followed by the key (canonical
 //!   `name{label="value",...}` for a series, the name for a family) and, for
@@ -279,12 +279,14 @@ pub struct Cache {
 impl Cache {
     /// Reserves `budget` bytes; nothing is allocated after this.
     pub fn new(budget: usize) -> Cache {
-        let buckets = (budget / 64).max(16).next_power_of_two() / 2;
+        // One bucket per 64 bytes, rounded down to a power of two: chains
+        // average at most one record for series of 64 bytes or more, so a
+        // new series at a full budget misses the CPU caches few times.
+        let buckets = 1usize << (budget / 64).max(16).ilog2();
         let records_start = buckets * 4;
-        let mut mem = vec![0u8; budget];
-        for b in mem[..records_start].chunks_exact_mut(4) {
-            b.copy_from_slice(&NIL.to_le_bytes());
-        }
+        // Zero is an empty bucket (see `index`): the index is not written
+        // here, so its pages are mapped only as series use them.
+        let mem = vec![0u8; budget];
         Cache {
             mem,
             bucket_mask: (buckets - 1) as u32,
