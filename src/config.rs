@@ -292,9 +292,8 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 
 fn parse_ttl(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
-    // Deadlines are kept in milliseconds; a year is far beyond any use and
-    // keeps every sum of `now + ttl` from overflowing.
-    if d.is_zero() || d > Duration::from_secs(366 * 24 * 3600) {
+    // Deadlines are kept in milliseconds (see limits::TTL_MAX).
+    if d.is_zero() || d > limits::TTL_MAX {
         return Err(format!("{s:?} is out of range: use 1ms to 8784h"));
     }
     Ok(d)

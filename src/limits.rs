@@ -172,6 +172,17 @@ pub const SOCKET_PATH_MAX_BYTES: usize = 107;
 /// fits well within [`REQUEST_HEAD_MAX_BYTES`].
 pub const CREDENTIAL_MAX_BYTES: usize = 1024;
 
+/// Longest `--ttl`, `--max-ttl` and `--persistence-interval`: a year is far
+/// beyond any use and keeps every sum of `now + ttl` from overflowing. A
+/// snapshot entry with a longer TTL is refused as malformed.
+pub const TTL_MAX: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// A snapshot is written through a buffer of this size and read back
+/// through one (`--persistence-file`): one write system call per this many
+/// bytes, and the whole of the memory a snapshot takes besides a table of
+/// 4 bytes per cache id.
+pub const SNAPSHOT_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Smallest `--cache-bytes`: the index and a few series must fit.
 pub const CACHE_MIN_BYTES: usize = 1024;
 
