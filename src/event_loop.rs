@@ -343,15 +343,20 @@ impl Server {
             return;
         };
         let started = Instant::now();
+        let writes = self.stats.snapshot_writes;
         if p.flush(&self.cache, now, unix_now_ms(), &mut self.stats) {
-            log::info!(
-                "saved {} series to {} ({} snapshots written since start-up, the last in {:?})",
-                self.cache.series_count(),
-                p.path().display(),
-                self.stats.snapshot_writes,
-                started.elapsed()
-            );
+            let path = p.path().display();
+            if self.stats.snapshot_writes > writes {
+                log::info!(
+                    "saved {} series to {path} in {:?}",
+                    self.cache.series_count(),
+                    started.elapsed()
+                );
+            } else {
+                log::info!("{path} holds the cache as it is: nothing to write");
+            }
         }
+    }
     }
 
     /// The earliest time something must happen without an event.

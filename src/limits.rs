@@ -183,6 +183,13 @@ pub const TTL_MAX: Duration = Duration::from_secs(366 * 24 * 3600);
 /// 4 bytes per cache id.
 pub const SNAPSHOT_BUFFER_BYTES: usize = 64 * 1024;
 
+/// A snapshot is fsynced and renamed into place this long after it was
+/// written (or one `--persistence-interval`, if shorter): meanwhile the
+/// kernel writes it back and the loop serves, so the fsync, slow on flash,
+/// finds little left to do. A crash in between leaves the previous
+/// snapshot.
+pub const SNAPSHOT_COMMIT_DELAY: Duration = Duration::from_secs(1);
+
 /// Smallest `--cache-bytes`: the index and a few series must fit.
 pub const CACHE_MIN_BYTES: usize = 1024;
 
