@@ -357,7 +357,6 @@ impl Server {
             }
         }
     }
-    }
 
     /// The earliest time something must happen without an event.
     fn next_wakeup(&self) -> Option<u64> {
