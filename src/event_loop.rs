@@ -380,7 +380,11 @@ impl Server {
             .chain(admit)
             .chain(self.accept_paused_until)
             .chain(self.shutdown_by)
-            .chain(self.persistence.as_ref().and_then(|p| p.wakeup(&self.cache)))
+            .chain(
+                self.persistence
+                    .as_ref()
+                    .and_then(|p| p.wakeup(&self.cache)),
+            )
             .min()
     }
 

@@ -97,7 +97,13 @@ fn a_restart_after_sigterm_serves_the_same_page() {
     assert!(before.contains("push_time_seconds{instance=\"x\",job=\"other\"}"));
     // A drain series, pushed after the scrape (which would have drained it).
     let drain = "# TYPE delivered_once gauge\ndelivered_once 1\n";
-    let code = http(&gw, "PUT", "/metrics/job/once", "Push-Drain: true\r\n", drain);
+    let code = http(
+        &gw,
+        "PUT",
+        "/metrics/job/once",
+        "Push-Drain: true\r\n",
+        drain,
+    );
     assert_eq!(code, 200);
     stop(&mut gw);
     assert!(file.exists(), "no snapshot after SIGTERM");
@@ -106,7 +112,10 @@ fn a_restart_after_sigterm_serves_the_same_page() {
     // The log line is written before the first request is served.
     let restored = gw.scrape();
     let log_text = std::fs::read_to_string(&log).unwrap();
-    assert!(log_text.contains("restored 5 series (3 groups)"), "{log_text}");
+    assert!(
+        log_text.contains("restored 5 series (3 groups)"),
+        "{log_text}"
+    );
     assert!(
         restored.contains("delivered_once{instance=\"\",job=\"once\"} 1"),
         "the drain series comes back once:\n{restored}"
@@ -199,7 +208,11 @@ fn sigkill_at_random_moments_leaves_a_state_that_was_pushed() {
     let mut restored = None;
     for round in 0..5 {
         // A snapshot at every change: the kill can come at any point of one.
-        let gw = start(&file, &log, &["--ttl", "1h", "--persistence-interval", "1ms"]);
+        let gw = start(
+            &file,
+            &log,
+            &["--ttl", "1h", "--persistence-interval", "1ms"],
+        );
         let page = gw.scrape();
         let log_text = std::fs::read_to_string(&log).unwrap();
         assert!(!log_text.contains("unusable"), "round {round}: {log_text}");
@@ -244,7 +257,10 @@ fn sigkill_at_random_moments_leaves_a_state_that_was_pushed() {
     }
     let gw = start(&file, &log, &["--ttl", "1h"]);
     let last = restored_step(&gw.scrape());
-    assert!(last >= restored && last.is_some(), "nothing was ever restored");
+    assert!(
+        last >= restored && last.is_some(),
+        "nothing was ever restored"
+    );
     let tmp = PathBuf::from(format!("{}.tmp", file.display()));
     assert!(!tmp.exists(), "a temporary file left behind is removed");
     assert!(!PathBuf::from(format!("{}.corrupt", file.display())).exists());
@@ -272,7 +288,11 @@ fn a_damaged_file_is_moved_aside_and_the_gateway_starts_empty() {
         ("truncated", good[..good.len() - 7].to_vec(), "checksum"),
         ("bit-flipped", flipped, "checksum"),
         ("empty", Vec::new(), "empty"),
-        ("foreign", b"# TYPE x gauge\nx 1\n".to_vec(), "not a push-gateway snapshot"),
+        (
+            "foreign",
+            b"# TYPE x gauge\nx 1\n".to_vec(),
+            "not a push-gateway snapshot",
+        ),
         ("other version", version, "version 99"),
     ];
     for (what, bytes, reason) in cases {
@@ -302,7 +322,10 @@ fn a_damaged_file_is_moved_aside_and_the_gateway_starts_empty() {
     std::fs::write(&file, &good).unwrap();
     let gw = start(&file, &state.path().join("log"), &[]);
     let page = gw.scrape();
-    assert!(page.contains("kept_a 1") && page.contains("kept_b 2"), "{page}");
+    assert!(
+        page.contains("kept_a 1") && page.contains("kept_b 2"),
+        "{page}"
+    );
 }
 
 #[test]
@@ -311,7 +334,9 @@ fn a_snapshot_of_a_larger_budget_keeps_the_most_recent_series() {
     let file = state.path().join("cache.snapshot");
     let log = state.path().join("log");
     let mut gw = start(&file, &log, &["--cache-bytes", "64KiB"]);
-    let lines: String = (0..300).map(|i| format!("s{{n=\"{i:03}\"}} {i}\n")).collect();
+    let lines: String = (0..300)
+        .map(|i| format!("s{{n=\"{i:03}\"}} {i}\n"))
+        .collect();
     assert_eq!(gw.push(&lines), "");
     assert_eq!(sample_lines(&gw.scrape()).len(), 300);
     stop(&mut gw);
@@ -359,7 +384,10 @@ fn a_snapshot_is_written_only_when_the_cache_changed() {
         value_of(p, "push_gateway_snapshot_writes_total").as_deref() == Some("1")
     });
     let size = std::fs::metadata(&file).unwrap().len();
-    assert_eq!(self_metric(&page, "push_gateway_snapshot_bytes_total"), size);
+    assert_eq!(
+        self_metric(&page, "push_gateway_snapshot_bytes_total"),
+        size
+    );
     // Five intervals of scrapes alone: nothing to write.
     let quiet = Instant::now();
     while quiet.elapsed() < Duration::from_secs(1) {
@@ -380,7 +408,10 @@ fn a_snapshot_is_written_only_when_the_cache_changed() {
     assert_eq!(writes(&gw), 0);
     stop(&mut gw);
     assert_eq!(std::fs::metadata(&file).unwrap().ino(), inode);
-    assert_eq!(self_metric(&page, "push_gateway_snapshot_failures_total"), 0);
+    assert_eq!(
+        self_metric(&page, "push_gateway_snapshot_failures_total"),
+        0
+    );
 }
 
 #[test]
@@ -431,7 +462,10 @@ fn a_read_only_directory_is_counted_and_the_gateway_keeps_serving() {
     }
     // Read: restored.
     let page = gw.scrape_until("the restored series", |p| p.contains("kept_a 1"));
-    assert_eq!(self_metric(&page, "push_gateway_snapshot_failures_total"), 0);
+    assert_eq!(
+        self_metric(&page, "push_gateway_snapshot_failures_total"),
+        0
+    );
     assert_eq!(gw.push("new 1\n"), "");
     let page = gw.scrape_until("a failed write", |p| {
         value_of(p, "push_gateway_snapshot_failures_total").is_some_and(|v| v != "0")
@@ -439,10 +473,15 @@ fn a_read_only_directory_is_counted_and_the_gateway_keeps_serving() {
     assert_eq!(self_metric(&page, "push_gateway_snapshot_writes_total"), 0);
     assert!(page.contains("new 1"), "it keeps serving");
     stop(&mut gw);
-    assert_eq!(std::fs::read(&file).unwrap(), good, "the old snapshot stays");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        good,
+        "the old snapshot stays"
+    );
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        log_text.contains("cannot write the snapshot") && log_text.contains("the previous one stays"),
+        log_text.contains("cannot write the snapshot")
+            && log_text.contains("the previous one stays"),
         "{log_text}"
     );
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();

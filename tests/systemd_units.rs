@@ -579,7 +579,11 @@ fn socket_activated_restart_restores_the_snapshot() {
     let reply = talk(&first, b"# TYPE kept gauge\nkept{by=\"socket\"} 1\n");
     assert_eq!(reply, "", "push rejected; log:\n{}", log_text());
     assert_eq!(terminate(&mut guard.child, &log_text), Some(0));
-    assert!(snapshot.exists(), "no snapshot on stop; log:\n{}", log_text());
+    assert!(
+        snapshot.exists(),
+        "no snapshot on stop; log:\n{}",
+        log_text()
+    );
 
     // The new instance gets new sockets: the old ones stay systemd's.
     let second = dir.path().join("push2.sock");

@@ -75,7 +75,10 @@ impl Cache {
     /// failed deliveries so far.
     pub fn series_drain(&self, id: u32) -> (bool, u8) {
         let off = self.off(id);
-        (self.u8_at(off + F_FLAGS) & 1 != 0, self.u8_at(off + F_DRAIN_TRIES))
+        (
+            self.u8_at(off + F_FLAGS) & 1 != 0,
+            self.u8_at(off + F_DRAIN_TRIES),
+        )
     }
 
     /// Sets the failed deliveries of series `key` (restoring a snapshot);

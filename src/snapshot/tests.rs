@@ -34,9 +34,17 @@ fn sample() -> Cache {
     };
     c.set_with(&COUNTER, b"jobs_total{q=\"x\"}", 7.0, NOW - 400, drain)
         .unwrap();
-    let g = c.group_open(b"job=\"backup\"", NOW - 300, 90_000_000).unwrap();
-    c.group_set(g, &GAUGE, b"temp{job=\"backup\",room=\"b\"}", 3.0, NOW - 300)
+    let g = c
+        .group_open(b"job=\"backup\"", NOW - 300, 90_000_000)
         .unwrap();
+    c.group_set(
+        g,
+        &GAUGE,
+        b"temp{job=\"backup\",room=\"b\"}",
+        3.0,
+        NOW - 300,
+    )
+    .unwrap();
     c.group_set(g, &COUNTER, b"jobs_total{job=\"backup\"}", 1e9, NOW - 300)
         .unwrap();
     c.group_close(g, NOW - 300, 90_000_000, 1_699_999_999.25);
@@ -54,7 +62,12 @@ fn encode(c: &Cache, now: u64, unix_ms: u64) -> Vec<u8> {
     out
 }
 
-fn decode_into(bytes: &[u8], budget: usize, now: u64, unix_ms: u64) -> Result<(Cache, Restored), Error> {
+fn decode_into(
+    bytes: &[u8],
+    budget: usize,
+    now: u64,
+    unix_ms: u64,
+) -> Result<(Cache, Restored), Error> {
     decode::check(bytes)?;
     let mut c = Cache::new(budget);
     let r = decode::restore(bytes, &mut c, now, unix_ms)?;
@@ -160,7 +173,10 @@ fn damaged_files_are_refused_whole() {
         bad[bit / 8] ^= 1 << (bit % 8);
         assert!(check(&bad).is_err(), "bit {bit} flipped");
     }
-    assert!(matches!(check(b"# HELP not a snapshot\n"), Err(Error::Foreign)));
+    assert!(matches!(
+        check(b"# HELP not a snapshot\n"),
+        Err(Error::Foreign)
+    ));
     let mut v2 = bytes.clone();
     v2[8] = 2;
     assert!(matches!(check(&v2), Err(Error::Version(2))));
@@ -202,5 +218,8 @@ fn malformed_records_with_a_good_checksum_are_refused() {
     let mut empty = header.clone();
     empty.push(TAG_END);
     let empty = with_crc(empty);
-    assert_eq!(decode_into(&empty, 4096, 0, UNIX_MS).unwrap().1, Restored::default());
+    assert_eq!(
+        decode_into(&empty, 4096, 0, UNIX_MS).unwrap().1,
+        Restored::default()
+    );
 }
