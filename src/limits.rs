@@ -256,7 +256,8 @@ pub const RENDER_RESERVE_MAX_BYTES: usize = 1 << 20;
 /// times the body: about 30 bytes per name, and such a line has at least
 /// 10); the JSON API keeps at most [`crate::api::API_DOCUMENTS`]
 /// documents of at most [`crate::api::API_MAX_BYTES_PER_CACHE_BYTE`] × the
-/// budget (+ 64 KiB).
+/// budget (+ 64 KiB); a snapshot's buffer and its table of 4 bytes per
+/// cache id.
 pub fn worst_case_heap_bytes(
     cache_bytes: usize,
     push_connections: usize,
@@ -274,6 +275,9 @@ pub fn worst_case_heap_bytes(
     // The JSON API's documents: shared like pages, at most API_DOCUMENTS.
     let api = crate::api::API_DOCUMENTS
         * (crate::api::API_MAX_BYTES_PER_CACHE_BYTE * cache_bytes + 64 * 1024);
+    // A snapshot (--persistence-file): its buffer, and 4 bytes per id the
+    // cache can hand out (records are at least 68 bytes with their id).
+    let snapshot = SNAPSHOT_BUFFER_BYTES + 4 * (cache_bytes / crate::cache::MIN_SERIES_BYTES + 1);
     cache_bytes
         + push_connections * per_push
         + scrape_connections * per_scrape
@@ -281,4 +285,5 @@ pub fn worst_case_heap_bytes(
         + push_scratch
         + render_scratch
         + api
+        + snapshot
 }
