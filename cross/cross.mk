@@ -57,11 +57,12 @@ size: cross-setup ## release binary size per target
 # Under emulation each test runs 5-20x slower, so cross-test runs a
 # representative subset: every unit test, and the integration tests of
 # each path (stream, HTTP push and its parity rules, compressed bodies,
-# the JSON API, scrapes, start-up and service life). The differential
-# suite, the client and Prometheus end-to-end tests and the hostile-client
-# floods run natively in `make test`, and so do the push modes, whose
+# the JSON API, scrapes, start-up, service life, persistence: 7 s under
+# qemu for the last). The differential suite, the client and Prometheus
+# end-to-end tests and the hostile-client floods run natively in `make
+# test`, and so do the push modes, whose
 # drain test waits on a 300,000-series page. CROSS_TESTS= changes the set.
-CROSS_TESTS ?= stream http_push http_framing push_parity compressed api scrape startup lifecycle fuzz_regressions
+CROSS_TESTS ?= stream http_push http_framing push_parity compressed api scrape startup lifecycle persistence fuzz_regressions
 
 cross-test: cross-setup ## unit tests and a representative set of integration tests for aarch64, under qemu-user
 	$(CROSS_RUNNER_ENV) $(CARGO) test --target $(CROSS_TARGET) --lib $(addprefix --test ,$(CROSS_TESTS))

@@ -49,6 +49,10 @@ pub struct Config {
     pub drain_on_scrape: bool,
     /// The credential every TCP request but the health checks must carry.
     pub scrape_auth: Option<ScrapeAuth>,
+    /// Where the cache is saved across restarts (`--persistence-file`).
+    pub persistence_file: Option<PathBuf>,
+    /// Least time between two snapshots (`--persistence-interval`).
+    pub persistence_interval: Duration,
 }
 
 impl Config {
@@ -138,6 +142,17 @@ pub struct Args {
     /// Leave the gateway's own push_gateway_* metrics off /metrics
     #[arg(long, env = "PUSH_GATEWAY_NO_SELF_METRICS")]
     pub no_self_metrics: bool,
+
+    /// File the cache is saved to (on SIGTERM/SIGINT, and at most once per
+    /// --persistence-interval while it changes) and restored from at
+    /// start-up; its directory must be writable. Off when not given
+    #[arg(long, env = "PUSH_GATEWAY_PERSISTENCE_FILE", value_name = "PATH")]
+    pub persistence_file: Option<PathBuf>,
+
+    /// Least time between two snapshots while the cache changes (e.g. 30s,
+    /// 5m); nothing is written while it does not
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_PERSISTENCE_INTERVAL", default_value = "5m", value_parser = parse_ttl)]
+    pub persistence_interval: Duration,
 }
 
 impl Args {
@@ -177,6 +192,8 @@ impl Args {
             max_ttl: self.max_ttl,
             drain_on_scrape: self.drain_on_scrape,
             scrape_auth: self.scrape_auth_file,
+            persistence_file: self.persistence_file,
+            persistence_interval: self.persistence_interval,
         })
     }
 }
@@ -275,9 +292,8 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 
 fn parse_ttl(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
-    // Deadlines are kept in milliseconds; a year is far beyond any use and
-    // keeps every sum of `now + ttl` from overflowing.
-    if d.is_zero() || d > Duration::from_secs(366 * 24 * 3600) {
+    // Deadlines are kept in milliseconds (see limits::TTL_MAX).
+    if d.is_zero() || d > limits::TTL_MAX {
         return Err(format!("{s:?} is out of range: use 1ms to 8784h"));
     }
     Ok(d)

@@ -9,7 +9,9 @@
 //! within one batch.
 //!
 //! SIGTERM or SIGINT stops accepting, closes idle connections, gives
-//! responses in flight [`SHUTDOWN_GRACE`] to be sent, and returns. SIGHUP
+//! responses in flight [`SHUTDOWN_GRACE`] to be sent, writes the snapshot
+//! (with `--persistence-file`, if the cache changed since the last one),
+//! and returns. SIGHUP
 //! (sent by a closing terminal, or by habit to reload) is logged and
 //! otherwise ignored: there is nothing to re-read, and its default action
 //! would end the process and leave its socket file behind.
@@ -65,6 +67,7 @@ use crate::push;
 use crate::render::Renderer;
 use crate::self_metrics::{Closed, Stats};
 use crate::slab::Slab;
+use crate::snapshot::{CLOCK_START_MS, Persistence};
 use crate::sockopt;
 use crate::warn_limit::WarnLimit;
 
@@ -142,6 +145,8 @@ struct Server {
     shutdown_by: Option<u64>,
     /// Budget evictions already reported in the log, and when.
     budget_evictions_logged: (u64, u64),
+    /// `--persistence-file`, if given.
+    persistence: Option<Persistence>,
 }
 
 /// Serves pushes on `push` and scrapes on `scrape` until SIGTERM or
@@ -194,7 +199,14 @@ pub fn run_with_signals(
             config.max_scrape_connections
         );
     }
-    let cache = Cache::new(config.cache_bytes);
+    let start = Instant::now();
+    let mut cache = Cache::new(config.cache_bytes);
+    // Restored before the first event: the first scrape sees it all.
+    let persistence = config.persistence_file.clone().map(|path| {
+        let mut p = Persistence::new(path, config.persistence_interval, CLOCK_START_MS);
+        p.restore(&mut cache, CLOCK_START_MS, unix_now_ms());
+        p
+    });
     let capacity = config.max_push_connections + config.max_scrape_connections;
     let mut server = Server {
         renderer: Renderer::new(&cache),
@@ -221,7 +233,7 @@ pub fn run_with_signals(
         },
         next_page: 1,
         max_body: config.max_body_bytes,
-        start: Instant::now(),
+        start,
         accept_paused_until: None,
         accept_warn: WarnLimit::about("accept errors"),
         stats: Stats::default(),
@@ -229,6 +241,7 @@ pub fn run_with_signals(
         scrape_auth: config.scrape_auth.clone(),
         shutdown_by: None,
         budget_evictions_logged: (0, 0),
+        persistence,
     };
     let mut events = Events::with_capacity(256);
     loop {
@@ -302,8 +315,12 @@ pub fn run_with_signals(
         }
         server.close_finished(poll.registry());
         if server.shutdown_by.is_some() && server.conns.is_empty() {
+            server.save_on_stop(now);
             log::info!("stopped");
             return Ok(());
+        }
+        if let Some(p) = &mut server.persistence {
+            p.tick(&server.cache, now, unix_now_ms(), &mut server.stats);
         }
         server.stats.connections_open = server.conns.len() as u64;
         server.log_budget_pressure(now);
@@ -318,9 +335,41 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// Wall-clock milliseconds since the Unix epoch: snapshots store TTL
+/// deadlines on it, so that a restart keeps what is left of each.
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 impl Server {
+    /// Milliseconds on the monotonic clock, from [`CLOCK_START_MS`] at
+    /// start-up.
     fn now(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+        CLOCK_START_MS + self.start.elapsed().as_millis() as u64
+    }
+
+    /// The last snapshot, once every connection is done: what was pushed
+    /// until the stop is kept.
+    fn save_on_stop(&mut self, now: u64) {
+        let Some(p) = &mut self.persistence else {
+            return;
+        };
+        let started = Instant::now();
+        let writes = self.stats.snapshot_writes;
+        if p.flush(&self.cache, now, unix_now_ms(), &mut self.stats) {
+            let path = p.path().display();
+            if self.stats.snapshot_writes > writes {
+                log::info!(
+                    "saved {} series to {path} in {:?}",
+                    self.cache.series_count(),
+                    started.elapsed()
+                );
+            } else {
+                log::info!("{path} holds the cache as it is: nothing to write");
+            }
+        }
     }
 
     /// The earliest time something must happen without an event.
@@ -345,6 +394,11 @@ impl Server {
             .chain(admit)
             .chain(self.accept_paused_until)
             .chain(self.shutdown_by)
+            .chain(
+                self.persistence
+                    .as_ref()
+                    .and_then(|p| p.wakeup(&self.cache)),
+            )
             .min()
     }
 

@@ -30,6 +30,8 @@
 //! * [`cache`]: the byte-budgeted TTL cache.
 //! * [`render`]: the `/metrics` page.
 //! * [`api`]: the Pushgateway's JSON API (`/api/v1/status`, `/api/v1/metrics`).
+//! * [`snapshot`]: the cache saved to `--persistence-file` and restored
+//!   at start-up (atomic, checksummed, written only when changed).
 //! * [`self_metrics`]: the gateway's own counters and their families.
 //! * [`warn_limit`]: rate-limited warnings about bad input.
 //! * [`bytes`]: word-at-a-time byte string comparisons for the hot paths.
@@ -58,6 +60,7 @@ pub mod render;
 pub mod routes;
 pub mod self_metrics;
 pub mod slab;
+pub mod snapshot;
 pub mod sockopt;
 pub mod systemd;
 pub mod value;

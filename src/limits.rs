@@ -172,6 +172,24 @@ pub const SOCKET_PATH_MAX_BYTES: usize = 107;
 /// fits well within [`REQUEST_HEAD_MAX_BYTES`].
 pub const CREDENTIAL_MAX_BYTES: usize = 1024;
 
+/// Longest `--ttl`, `--max-ttl` and `--persistence-interval`: a year is far
+/// beyond any use and keeps every sum of `now + ttl` from overflowing. A
+/// snapshot entry with a longer TTL is refused as malformed.
+pub const TTL_MAX: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// A snapshot is written through a buffer of this size and read back
+/// through one (`--persistence-file`): one write system call per this many
+/// bytes, and the whole of the memory a snapshot takes besides a table of
+/// 4 bytes per cache id.
+pub const SNAPSHOT_BUFFER_BYTES: usize = 64 * 1024;
+
+/// A snapshot is fsynced and renamed into place this long after it was
+/// written (or one `--persistence-interval`, if shorter): meanwhile the
+/// kernel writes it back and the loop serves, so the fsync, slow on flash,
+/// finds little left to do. A crash in between leaves the previous
+/// snapshot.
+pub const SNAPSHOT_COMMIT_DELAY: Duration = Duration::from_secs(1);
+
 /// Smallest `--cache-bytes`: the index and a few series must fit.
 pub const CACHE_MIN_BYTES: usize = 1024;
 
@@ -238,7 +256,8 @@ pub const RENDER_RESERVE_MAX_BYTES: usize = 1 << 20;
 /// times the body: about 30 bytes per name, and such a line has at least
 /// 10); the JSON API keeps at most [`crate::api::API_DOCUMENTS`]
 /// documents of at most [`crate::api::API_MAX_BYTES_PER_CACHE_BYTE`] × the
-/// budget (+ 64 KiB).
+/// budget (+ 64 KiB); a snapshot's buffer and its table of 4 bytes per
+/// cache id.
 pub fn worst_case_heap_bytes(
     cache_bytes: usize,
     push_connections: usize,
@@ -256,6 +275,9 @@ pub fn worst_case_heap_bytes(
     // The JSON API's documents: shared like pages, at most API_DOCUMENTS.
     let api = crate::api::API_DOCUMENTS
         * (crate::api::API_MAX_BYTES_PER_CACHE_BYTE * cache_bytes + 64 * 1024);
+    // A snapshot (--persistence-file): its buffer, and 4 bytes per id the
+    // cache can hand out (records are at least 68 bytes with their id).
+    let snapshot = SNAPSHOT_BUFFER_BYTES + 4 * (cache_bytes / crate::cache::MIN_SERIES_BYTES + 1);
     cache_bytes
         + push_connections * per_push
         + scrape_connections * per_scrape
@@ -263,4 +285,5 @@ pub fn worst_case_heap_bytes(
         + push_scratch
         + render_scratch
         + api
+        + snapshot
 }

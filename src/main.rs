@@ -66,7 +66,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         (Some(_), Some(g)) => format!("mode {:04o}, group {g}", config.socket_mode),
     };
     log::info!(
-        "push-gateway {} started: pushes on {push_path} ({access}), scrapes on http://{}/metrics (credential: {}); cache {} bytes, ttl {}, max ttl {}, max {} push and {} scrape connections, max body {} bytes, drain on scrape {}, self-metrics {}",
+        "push-gateway {} started: pushes on {push_path} ({access}), scrapes on http://{}/metrics (credential: {}); cache {} bytes, ttl {}, max ttl {}, max {} push and {} scrape connections, max body {} bytes, drain on scrape {}, self-metrics {}, persistence {}",
         env!("CARGO_PKG_VERSION"),
         scrape.local_addr()?,
         match config.scrape_auth.as_ref().map(|a| a.scheme()) {
@@ -82,6 +82,14 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         config.max_body_bytes,
         if config.drain_on_scrape { "on" } else { "off" },
         if config.self_metrics { "on" } else { "off" },
+        match &config.persistence_file {
+            None => "off".to_string(),
+            Some(p) => format!(
+                "to {} at most every {}",
+                p.display(),
+                format_duration(config.persistence_interval)
+            ),
+        },
     );
     systemd::notify("READY=1");
     let result = event_loop::run_with_signals(

@@ -59,6 +59,11 @@ pub struct Stats {
     /// [`Closed`] reason.
     pub connections_closed: [[u64; 2]; 2],
     pub reply_bytes_dropped: u64,
+    /// Snapshots written to `--persistence-file`, and their bytes.
+    pub snapshot_writes: u64,
+    pub snapshot_bytes: u64,
+    /// Snapshots that could not be written.
+    pub snapshot_failures: u64,
 }
 
 impl Stats {
@@ -166,15 +171,24 @@ const PAGE: &str = concat!(
     "# HELP push_gateway_series Series held now, streamed and pushed.\n",
     "# TYPE push_gateway_series gauge\n",
     "push_gateway_series $\n",
+    "# HELP push_gateway_snapshot_bytes_total Bytes of the snapshots written to --persistence-file.\n",
+    "# TYPE push_gateway_snapshot_bytes_total counter\n",
+    "push_gateway_snapshot_bytes_total $\n",
+    "# HELP push_gateway_snapshot_failures_total Snapshots that could not be written (the previous one stays).\n",
+    "# TYPE push_gateway_snapshot_failures_total counter\n",
+    "push_gateway_snapshot_failures_total $\n",
+    "# HELP push_gateway_snapshot_writes_total Snapshots written to --persistence-file.\n",
+    "# TYPE push_gateway_snapshot_writes_total counter\n",
+    "push_gateway_snapshot_writes_total $\n",
 );
 
 /// Where a value goes in [`PAGE`]. No HELP text may use it: the count of
 /// values would change and [`TEMPLATE`] would fail to build.
 const VALUE: u8 = b'$';
 
-/// Twelve unlabelled samples, four closed connection counts, four eviction
+/// Fifteen unlabelled samples, four closed connection counts, four eviction
 /// reasons and two families by reason.
-const VALUES: usize = 12 + 4 + 4 + 2 * REASONS.len();
+const VALUES: usize = 15 + 4 + 4 + 2 * REASONS.len();
 
 /// [`PAGE`] with every value 0, and where each value is in it. Most
 /// counters are 0 (above all the rejection reasons), and a run of them is
@@ -239,6 +253,9 @@ pub fn write(out: &mut Vec<u8>, stats: &Stats, cache: &Cache) {
         stats.reply_bytes_dropped,
         stats.scrapes,
         cache.series_count() as u64,
+        stats.snapshot_bytes,
+        stats.snapshot_failures,
+        stats.snapshot_writes,
     ]);
     debug_assert_eq!(value_at.len(), 0, "fewer values than PAGE has");
     out.extend_from_slice(&ZEROED[copied..]);
@@ -303,6 +320,9 @@ mod tests {
             connections_open: u64::MAX,
             connections_closed: [[u64::MAX; 2]; 2],
             reply_bytes_dropped: u64::MAX,
+            snapshot_writes: u64::MAX,
+            snapshot_bytes: u64::MAX,
+            snapshot_failures: u64::MAX,
         };
         cache.stats.evicted_ttl = u64::MAX;
         cache.stats.evicted_budget = u64::MAX;
@@ -333,6 +353,9 @@ mod tests {
             connections_open: 42,
             connections_closed: [[7, 0], [123_456, 10]],
             reply_bytes_dropped: 12_345_678_901_234_567,
+            snapshot_writes: 12,
+            snapshot_bytes: 34_567,
+            snapshot_failures: 0,
             ..Stats::default()
         };
         for (i, (lines, pushes)) in stats
@@ -451,6 +474,15 @@ push_gateway_scrapes_total 1.8446744073709552e19
 # HELP push_gateway_series Series held now, streamed and pushed.
 # TYPE push_gateway_series gauge
 push_gateway_series 3
+# HELP push_gateway_snapshot_bytes_total Bytes of the snapshots written to --persistence-file.
+# TYPE push_gateway_snapshot_bytes_total counter
+push_gateway_snapshot_bytes_total 34567
+# HELP push_gateway_snapshot_failures_total Snapshots that could not be written (the previous one stays).
+# TYPE push_gateway_snapshot_failures_total counter
+push_gateway_snapshot_failures_total 0
+# HELP push_gateway_snapshot_writes_total Snapshots written to --persistence-file.
+# TYPE push_gateway_snapshot_writes_total counter
+push_gateway_snapshot_writes_total 12
 "#;
 
     fn expected(page: &str, cache: &Cache) -> String {

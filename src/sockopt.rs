@@ -1,5 +1,6 @@
-//! Socket options that neither std nor mio can set: `SO_SNDBUF`. The only
-//! unsafe code of the gateway, one `setsockopt` call. Memory: none.
+//! Socket options that neither std nor mio can set: `SO_SNDBUF`. One
+//! `setsockopt` call, one of the gateway's two unsafe calls (the other is
+//! the snapshot's `sync_file_range`). Memory: none.
 
 use std::io;
 use std::os::fd::AsRawFd;

@@ -557,6 +557,7 @@ fn the_start_up_line_names_every_effective_limit() {
         "max 64 push and 16 scrape connections",
         "max body 65536 bytes",
         "drain on scrape off",
+        "persistence off",
     ] {
         assert!(line.contains(part), "{part:?} missing from: {line}");
     }

@@ -175,6 +175,13 @@ fn units_agree_with_each_other() {
     );
     assert_eq!(unit_value(&service, "Requires"), SOCKET);
     assert_eq!(unit_value(&service, "MemoryMax"), "16M");
+    // The snapshot's directory is the service's state directory.
+    assert_eq!(unit_value(&service, "StateDirectory"), "push-gateway");
+    let env = read("push-gateway.env");
+    assert!(
+        env.contains("#PUSH_GATEWAY_PERSISTENCE_FILE=/var/lib/push-gateway/"),
+        "push-gateway.env: the snapshot goes in StateDirectory="
+    );
 
     // sysusers: `u NAME ID GECOS HOME SHELL` creates NAME and its group.
     let user = sysusers
@@ -316,6 +323,10 @@ fn env_file_lists_every_setting() {
             }
             let v = match k.as_str() {
                 "PUSH_GATEWAY_SOCKET_GROUP" => gid.to_string(),
+                // /var/lib/push-gateway is the service's; here a private one.
+                "PUSH_GATEWAY_PERSISTENCE_FILE" => {
+                    probe.path().join("cache.snapshot").display().to_string()
+                }
                 "RUST_LOG" => "error".to_string(),
                 _ => v.clone(),
             };
@@ -499,6 +510,95 @@ fn socket_activation_with_the_units_layout() {
         "the gateway removed the socket file it inherited; log:\n{}",
         log_text()
     );
+}
+
+/// Waits for `child` to exit after SIGTERM; its exit code.
+fn terminate(child: &mut std::process::Child, log: &dyn Fn() -> String) -> Option<i32> {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("no exit within {WAIT:?} of SIGTERM; log:\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A restart under socket activation restores the snapshot the stop
+/// wrote: the gateway started by the first connection to a new socket
+/// (as systemd starts it after `systemctl restart`, or after a crash)
+/// serves what the previous one held.
+#[test]
+fn socket_activated_restart_restores_the_snapshot() {
+    let activate = require_tool("systemd-socket-activate");
+    let dir = TempDir::new("activate-restore");
+    let snapshot = dir.path().join("cache.snapshot");
+    let log = dir.path().join("log");
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let start = |push_path: &Path| {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let gateway = gateway_command();
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(&activate)
+            .arg(format!("--listen={}", push_path.display()))
+            .arg(format!("--listen={addr}"))
+            .arg("--setenv=RUST_LOG=info")
+            .arg(format!(
+                "--setenv=PUSH_GATEWAY_PERSISTENCE_FILE={}",
+                snapshot.display()
+            ))
+            .arg(gateway.get_program())
+            .args(gateway.get_args())
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn systemd-socket-activate");
+        Guard { child, trace: None }
+    };
+    let talk = |push_path: &Path, request: &[u8]| {
+        let mut s = connect_when_listening(push_path);
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(request).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        reply
+    };
+
+    let first = dir.path().join("push1.sock");
+    let mut guard = start(&first);
+    let reply = talk(&first, b"# TYPE kept gauge\nkept{by=\"socket\"} 1\n");
+    assert_eq!(reply, "", "push rejected; log:\n{}", log_text());
+    assert_eq!(terminate(&mut guard.child, &log_text), Some(0));
+    assert!(
+        snapshot.exists(),
+        "no snapshot on stop; log:\n{}",
+        log_text()
+    );
+
+    // The new instance gets new sockets: the old ones stay systemd's.
+    let second = dir.path().join("push2.sock");
+    let mut guard = start(&second);
+    let page = talk(
+        &second,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        page.contains("kept{by=\"socket\"} 1"),
+        "not restored:\n{page}\nlog:\n{}",
+        log_text()
+    );
+    assert!(log_text().contains("restored 1 series"), "{}", log_text());
+    assert_eq!(terminate(&mut guard.child, &log_text), Some(0));
 }
 
 // ---------------------------------------------------------------------------
@@ -722,6 +822,7 @@ fn sandbox_allows_what_the_gateway_does() {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let listen_unix = format!("--listen={}", push_path.display());
     let listen_tcp = format!("--listen={addr}");
+    let snapshot = dir.path().join("cache.snapshot");
     let activated = trace_gateway(
         &strace,
         &[
@@ -730,6 +831,9 @@ fn sandbox_allows_what_the_gateway_does() {
             listen_tcp.as_ref(),
             "--setenv=RUST_LOG=info".as_ref(),
             bin,
+            // The snapshot written on stop: its system calls are traced too.
+            "--persistence-file".as_ref(),
+            snapshot.as_os_str(),
         ],
         &push_path,
         addr,

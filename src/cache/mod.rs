@@ -51,7 +51,8 @@
 //! # Modules
 //! `arena` (bytes, id table, holes, compaction), `index` (hash buckets),
 //! `expiry` (write-order lists, expiry, eviction candidates), `families`,
-//! `groups` (pushed groups), `drain` (drain on scrape).
+//! `groups` (pushed groups), `drain` (drain on scrape), `entries` (the
+//! contents in write order, for snapshots).
 //!
 //! Time is passed in (`now`, milliseconds on a monotonic clock) so that
 //! tests drive expiry without sleeping.
@@ -62,12 +63,14 @@ use crate::exposition::MetricType;
 
 mod arena;
 mod drain;
+mod entries;
 mod expiry;
 mod families;
 mod groups;
 mod index;
 
 pub use arena::{COMPACT_DEAD_DIVISOR, MIN_RECORD_BYTES};
+pub use entries::{ByWrite, EntryView};
 pub use index::hash;
 
 use arena::{HOLE_BITMAP_WORDS, HOLE_CLASSES, align8};

@@ -33,7 +33,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"
 
-targets=${FUZZ_TARGETS:-"exposition_line protobuf http_request cache_ops decompress"}
+targets=${FUZZ_TARGETS:-"exposition_line protobuf http_request cache_ops decompress snapshot"}
 sanitizer=${FUZZ_SANITIZER:-address}
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
