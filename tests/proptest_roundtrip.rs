@@ -555,6 +555,7 @@ impl Run {
                 } else {
                     PushMethod::Post
                 };
+                let held = self.holds_group(*job);
                 let r = push::handle(
                     &mut self.cache,
                     &mut self.scratch,
@@ -568,9 +569,10 @@ impl Run {
                 );
                 if let Err(e) = &r
                     && e.is_validation(false)
-                    && self.groups.get(job).is_none_or(|&d| d <= self.now)
+                    && (self.groups.get(job).is_none_or(|&d| d <= self.now) || !held)
                 {
-                    // Recorded in a new group, as the Pushgateway does.
+                    // Recorded in a new group, as the Pushgateway does
+                    // (also when the budget evicted the one there was).
                     self.groups.insert(*job, self.now + self.ttl);
                 }
                 if r.is_ok() {
@@ -632,6 +634,16 @@ impl Run {
         }
         self.cache.check_invariants();
         assert!(self.cache.used() <= self.cache.capacity());
+    }
+
+    /// Whether the cache holds group `j{job}` (the budget may have
+    /// evicted it while the model still counts it alive).
+    fn holds_group(&self, job: usize) -> bool {
+        let labels = format!("instance=\"\",job=\"j{job}\"");
+        let mut ids = Vec::new();
+        self.cache.group_ids(&mut ids);
+        ids.iter()
+            .any(|&g| self.cache.group(g).labels == labels.as_bytes())
     }
 
     fn scrape(&mut self) {
