@@ -1,4 +1,6 @@
-//! The scrape credential (`--scrape-auth-file`): who may read the TCP port.
+//! The scrape credential (`--scrape-auth-file`): who may read the TCP port;
+//! and, in the same one-line form, the credential remote write sends
+//! (`--remote-write-auth-file`).
 //!
 //! The file holds one line: `user:password` for HTTP basic auth, or else a
 //! bearer token (a token never holds a `:`, RFC 6750, so a colon tells the
@@ -48,9 +50,18 @@ impl fmt::Debug for ScrapeAuth {
 /// # Errors
 /// A message saying what is wrong with the file and what to put in it.
 pub fn load(path: &Path) -> Result<ScrapeAuth, String> {
+    load_for(path, "--scrape-auth-file")
+}
+
+/// [`load`] for the file of `flag` (`--remote-write-auth-file` holds the
+/// credential the gateway sends, in the same form).
+///
+/// # Errors
+/// As [`load`], naming `flag`.
+pub fn load_for(path: &Path, flag: &str) -> Result<ScrapeAuth, String> {
     let text = std::fs::read(path).map_err(|e| {
         format!(
-            "cannot read {}: {e}; give --scrape-auth-file a readable file holding one line, a bearer token or user:password",
+            "cannot read {}: {e}; give {flag} a readable file holding one line, a bearer token or user:password",
             path.display()
         )
     })?;
@@ -129,6 +140,16 @@ impl ScrapeAuth {
     /// refused (answered 401).
     pub fn refuses(&self, path: &str, authorization: Option<&str>) -> bool {
         needs_credential(path) && !self.allows(authorization)
+    }
+
+    /// Appends the value of an `Authorization` header that presents this
+    /// credential (what remote write sends).
+    pub fn write_authorization(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(match self.scheme {
+            Scheme::Bearer => b"Bearer ",
+            Scheme::Basic => b"Basic ",
+        });
+        out.extend_from_slice(&self.expected);
     }
 
     /// The `WWW-Authenticate` challenge of a 401.

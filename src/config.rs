@@ -21,6 +21,7 @@ use nom::combinator::{all_consuming, map_res, opt, value};
 
 use crate::auth::{self, ScrapeAuth};
 use crate::limits;
+use crate::remote_write::settings::{self, Target};
 
 /// Checked configuration used by the rest of the program.
 #[derive(Debug, Clone)]
@@ -49,6 +50,8 @@ pub struct Config {
     pub drain_on_scrape: bool,
     /// The credential every TCP request but the health checks must carry.
     pub scrape_auth: Option<ScrapeAuth>,
+    /// `--remote-write-url` and the flags that go with it.
+    pub remote_write: Option<crate::remote_write::Settings>,
 }
 
 impl Config {
@@ -138,6 +141,28 @@ pub struct Args {
     /// Leave the gateway's own push_gateway_* metrics off /metrics
     #[arg(long, env = "PUSH_GATEWAY_NO_SELF_METRICS")]
     pub no_self_metrics: bool,
+
+    /// Send the cache every --remote-write-interval to this Prometheus
+    /// remote write receiver: http://HOST:PORT/PATH (plain HTTP; for HTTPS
+    /// use a local TLS terminator, see README). Off by default
+    #[arg(long, env = "PUSH_GATEWAY_REMOTE_WRITE_URL", value_name = "URL", value_parser = settings::parse_url)]
+    pub remote_write_url: Option<Target>,
+
+    /// How often remote write sends the cache (e.g. 15s, 1m; 1s to 1h)
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_REMOTE_WRITE_INTERVAL", default_value = "15s", value_parser = parse_interval)]
+    pub remote_write_interval: Duration,
+
+    /// A label added to every series sent by remote write, e.g. box=edge-17
+    /// (repeatable; a series' own label of that name wins). In the
+    /// environment: NAME=VALUE pairs separated by commas
+    #[arg(long = "remote-write-label", env = "PUSH_GATEWAY_REMOTE_WRITE_LABEL", value_name = "NAME=VALUE", value_delimiter = ',', value_parser = settings::parse_label)]
+    pub remote_write_labels: Vec<(String, String)>,
+
+    /// File with the credential remote write sends: one line,
+    /// `user:password` for basic auth or else a bearer token (the form of
+    /// --scrape-auth-file). Read at start-up
+    #[arg(long, env = "PUSH_GATEWAY_REMOTE_WRITE_AUTH_FILE", value_name = "PATH", value_parser = parse_remote_write_auth_file)]
+    pub remote_write_auth_file: Option<ScrapeAuth>,
 }
 
 impl Args {
@@ -156,7 +181,24 @@ impl Args {
                 format_duration(self.ttl),
             ));
         }
+        let remote_write = match self.remote_write_url {
+            Some(target) => Some(crate::remote_write::Settings {
+                target,
+                interval: self.remote_write_interval,
+                labels: settings::check_labels(self.remote_write_labels)?,
+                auth: self.remote_write_auth_file,
+            }),
+            None if !self.remote_write_labels.is_empty()
+                || self.remote_write_auth_file.is_some() =>
+            {
+                return Err(
+                    "--remote-write-label and --remote-write-auth-file need --remote-write-url: give the receiver's URL, or drop them".into(),
+                );
+            }
+            None => None,
+        };
         Ok(Config {
+            remote_write,
             socket: self.socket,
             listen: self.listen,
             cache_bytes: self.cache_bytes,
@@ -222,6 +264,18 @@ fn parse_cache_bytes(s: &str) -> Result<usize, String> {
 
 fn parse_scrape_auth_file(s: &str) -> Result<ScrapeAuth, String> {
     auth::load(std::path::Path::new(s))
+}
+
+fn parse_remote_write_auth_file(s: &str) -> Result<ScrapeAuth, String> {
+    auth::load_for(std::path::Path::new(s), "--remote-write-auth-file")
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+        return Err(format!("{s:?} is out of range: use 1s to 1h"));
+    }
+    Ok(d)
 }
 
 /// Parses `500ms`, `60s`, `5m`, `1h`. The unit is required: a bare
@@ -401,6 +455,36 @@ mod tests {
         assert_eq!(budgets(&["--max-connections", "8"]), (8, 8));
         let both = ["--max-connections", "8", "--max-scrape-connections", "2"];
         assert_eq!(budgets(&both), (8, 2));
+    }
+
+    #[test]
+    fn remote_write_flags() {
+        let config =
+            |args: &[&str]| Args::parse_from([&["push-gateway"], args].concat()).into_config();
+        assert!(config(&[]).unwrap().remote_write.is_none());
+        let rw = config(&[
+            "--remote-write-url",
+            "http://127.0.0.1:9090/api/v1/write",
+            "--remote-write-label",
+            "zone=b",
+            "--remote-write-label",
+            "box=a",
+            "--remote-write-interval",
+            "30s",
+        ])
+        .unwrap()
+        .remote_write
+        .unwrap();
+        assert_eq!(
+            rw.labels,
+            [("box".into(), "a".into()), ("zone".into(), "b".into())]
+        );
+        assert_eq!(rw.interval, Duration::from_secs(30));
+        assert_eq!(rw.target.port, 9090);
+        let e = config(&["--remote-write-label", "box=a"]).unwrap_err();
+        assert!(e.contains("need --remote-write-url"), "{e}");
+        assert!(parse_interval("500ms").is_err());
+        assert!(parse_interval("2h").is_err());
     }
 
     #[test]
