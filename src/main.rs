@@ -95,7 +95,10 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
                     Some(push_gateway::auth::Scheme::Bearer) => "bearer token",
                     Some(push_gateway::auth::Scheme::Basic) => "basic auth",
                 },
-                push_gateway::limits::remote_write_body_max_bytes(config.cache_bytes, rw.label_bytes()),
+                push_gateway::limits::remote_write_body_max_bytes(
+                    config.cache_bytes,
+                    rw.label_bytes()
+                ),
             ),
         },
     );

@@ -711,6 +711,59 @@ mod tests {
         assert_eq!(backoff_ms(1, Some(u64::MAX), 0), cap);
     }
 
+    /// A budget full of the smallest series and of groups, with the longest
+    /// self-metrics, encodes within the documented body bound.
+    #[test]
+    fn a_full_cache_encodes_within_the_bound() {
+        use crate::cache::{Cache, Family};
+        use crate::exposition::MetricType;
+        let budget = 8192;
+        for groups in [false, true] {
+            let mut cache = Cache::new(budget);
+            let f = Family {
+                name: "a",
+                kind: MetricType::Gauge,
+                help: None,
+            };
+            for i in 0..1000 {
+                let key = format!("a{{b=\"{i}\"}}");
+                if groups {
+                    let labels = format!("j=\"{i}\"");
+                    if let Ok(g) = cache.group_open(labels.as_bytes(), 0, 1000) {
+                        cache.group_close(g, 0, 1000, 1.0);
+                    }
+                } else {
+                    let _ = cache.set(&f, key.as_bytes(), 1.5, 0, 1000);
+                }
+            }
+            let page = crate::render::Renderer::new(&cache).page(&cache);
+            let labels = vec![("box".to_string(), "edge-17".to_string())];
+            let bound = remote_write_body_max_bytes(
+                budget,
+                labels.iter().map(|(n, v)| n.len() + v.len() + 12).sum(),
+            );
+            let mut r = Request::default();
+            r.add_page(&page, &labels, 1_700_000_000_000, usize::MAX);
+            let mut text = Vec::new();
+            let stats = crate::self_metrics::Stats {
+                remote_write: Some(Stats::default()),
+                ..Default::default()
+            };
+            crate::self_metrics::write(&mut text, &stats, &cache);
+            r.add_page(&text, &labels, 1_700_000_000_000, usize::MAX);
+            assert!(
+                r.samples() > 100 && r.body.len() <= bound,
+                "{} > {bound}",
+                r.body.len()
+            );
+        }
+        // README's figure for the default budget.
+        assert_eq!(
+            crate::limits::remote_write_heap_bytes(10 * 1024, 0),
+            924_617
+        );
+    }
+
     #[test]
     fn response_heads() {
         let h = parse_head(b"HTTP/1.1 204 No Content\r\n\r\n")
