@@ -45,19 +45,13 @@ impl fmt::Debug for ScrapeAuth {
     }
 }
 
-/// Reads the credential file.
+/// Reads the credential file of `flag` (`--scrape-auth-file`, or
+/// `--remote-write-auth-file`, which holds the credential the gateway
+/// sends, in the same form).
 ///
 /// # Errors
-/// A message saying what is wrong with the file and what to put in it.
-pub fn load(path: &Path) -> Result<ScrapeAuth, String> {
-    load_for(path, "--scrape-auth-file")
-}
-
-/// [`load`] for the file of `flag` (`--remote-write-auth-file` holds the
-/// credential the gateway sends, in the same form).
-///
-/// # Errors
-/// As [`load`], naming `flag`.
+/// A message saying what is wrong with the file and what to put in it,
+/// naming `flag`.
 pub fn load_for(path: &Path, flag: &str) -> Result<ScrapeAuth, String> {
     let text = std::fs::read(path).map_err(|e| {
         format!(

@@ -21,7 +21,7 @@ use nom::combinator::{all_consuming, map_res, opt, value};
 
 use crate::auth::{self, ScrapeAuth};
 use crate::limits;
-use crate::remote_write::settings::{self, Target};
+use crate::remote_write::settings;
 
 /// Checked configuration used by the rest of the program.
 #[derive(Debug, Clone)]
@@ -145,24 +145,29 @@ pub struct Args {
     /// Send the cache every --remote-write-interval to this Prometheus
     /// remote write receiver: http://HOST:PORT/PATH (plain HTTP; for HTTPS
     /// use a local TLS terminator, see README). Off by default
-    #[arg(long, env = "PUSH_GATEWAY_REMOTE_WRITE_URL", value_name = "URL", value_parser = settings::parse_url)]
-    pub remote_write_url: Option<Target>,
+    #[arg(long, env = "PUSH_GATEWAY_REMOTE_WRITE_URL", value_name = "URL")]
+    pub remote_write_url: Option<String>,
 
     /// How often remote write sends the cache (e.g. 15s, 1m; 1s to 1h)
-    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_REMOTE_WRITE_INTERVAL", default_value = "15s", value_parser = parse_interval)]
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_REMOTE_WRITE_INTERVAL", default_value = "15s", value_parser = parse_ttl)]
     pub remote_write_interval: Duration,
 
     /// A label added to every series sent by remote write, e.g. box=edge-17
     /// (repeatable; a series' own label of that name wins). In the
     /// environment: NAME=VALUE pairs separated by commas
-    #[arg(long = "remote-write-label", env = "PUSH_GATEWAY_REMOTE_WRITE_LABEL", value_name = "NAME=VALUE", value_delimiter = ',', value_parser = settings::parse_label)]
-    pub remote_write_labels: Vec<(String, String)>,
+    #[arg(
+        long = "remote-write-label",
+        env = "PUSH_GATEWAY_REMOTE_WRITE_LABEL",
+        value_name = "NAME=VALUE",
+        value_delimiter = ','
+    )]
+    pub remote_write_labels: Vec<String>,
 
     /// File with the credential remote write sends: one line,
     /// `user:password` for basic auth or else a bearer token (the form of
     /// --scrape-auth-file). Read at start-up
-    #[arg(long, env = "PUSH_GATEWAY_REMOTE_WRITE_AUTH_FILE", value_name = "PATH", value_parser = parse_remote_write_auth_file)]
-    pub remote_write_auth_file: Option<ScrapeAuth>,
+    #[arg(long, env = "PUSH_GATEWAY_REMOTE_WRITE_AUTH_FILE", value_name = "PATH")]
+    pub remote_write_auth_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -181,13 +186,28 @@ impl Args {
                 format_duration(self.ttl),
             ));
         }
+        // The remote write flags are checked here rather than by clap
+        // value parsers: each of those is kilobytes of generic code.
         let remote_write = match self.remote_write_url {
-            Some(target) => Some(crate::remote_write::Settings {
-                target,
-                interval: self.remote_write_interval,
-                labels: settings::check_labels(self.remote_write_labels)?,
-                auth: self.remote_write_auth_file,
-            }),
+            Some(url) => {
+                let flag = |flag: &'static str| move |e: String| format!("{flag}: {e}");
+                let labels = self
+                    .remote_write_labels
+                    .iter()
+                    .map(|l| settings::parse_label(l))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(flag("--remote-write-label"))?;
+                Some(crate::remote_write::Settings {
+                    target: settings::parse_url(&url).map_err(flag("--remote-write-url"))?,
+                    interval: check_interval(self.remote_write_interval)?,
+                    labels: settings::check_labels(labels)?,
+                    auth: self
+                        .remote_write_auth_file
+                        .map(|p| auth::load_for(&p, "--remote-write-auth-file"))
+                        .transpose()
+                        .map_err(flag("--remote-write-auth-file"))?,
+                })
+            }
             None if !self.remote_write_labels.is_empty()
                 || self.remote_write_auth_file.is_some() =>
             {
@@ -263,17 +283,16 @@ fn parse_cache_bytes(s: &str) -> Result<usize, String> {
 }
 
 fn parse_scrape_auth_file(s: &str) -> Result<ScrapeAuth, String> {
-    auth::load(std::path::Path::new(s))
+    auth::load_for(std::path::Path::new(s), "--scrape-auth-file")
 }
 
-fn parse_remote_write_auth_file(s: &str) -> Result<ScrapeAuth, String> {
-    auth::load_for(std::path::Path::new(s), "--remote-write-auth-file")
-}
-
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
+/// `--remote-write-interval`, read as a duration by clap: 1 s to 1 h.
+fn check_interval(d: Duration) -> Result<Duration, String> {
     if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
-        return Err(format!("{s:?} is out of range: use 1s to 1h"));
+        return Err(format!(
+            "--remote-write-interval {} is out of range: use 1s to 1h",
+            format_duration(d)
+        ));
     }
     Ok(d)
 }
@@ -483,8 +502,18 @@ mod tests {
         assert_eq!(rw.target.port, 9090);
         let e = config(&["--remote-write-label", "box=a"]).unwrap_err();
         assert!(e.contains("need --remote-write-url"), "{e}");
-        assert!(parse_interval("500ms").is_err());
-        assert!(parse_interval("2h").is_err());
+        let url = ["--remote-write-url", "http://127.0.0.1:1/"];
+        for (flag, value, says) in [
+            ("--remote-write-interval", "500ms", "1s to 1h"),
+            ("--remote-write-interval", "2h", "1s to 1h"),
+            ("--remote-write-label", "__x=1", "reserved"),
+            ("--remote-write-auth-file", "/nonexistent", "cannot read"),
+        ] {
+            let e = config(&[&url[..], &[flag, value]].concat()).unwrap_err();
+            assert!(e.contains(flag) && e.contains(says), "{e}");
+        }
+        let e = config(&["--remote-write-url", "https://x/"]).unwrap_err();
+        assert!(e.contains("--remote-write-url") && e.contains("TLS"), "{e}");
     }
 
     #[test]

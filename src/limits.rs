@@ -245,11 +245,6 @@ pub const REMOTE_WRITE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// newer state is built meanwhile at every interval and sent after it.
 pub const REMOTE_WRITE_RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
 
-/// A remote write host name is looked up again after a failed connection
-/// at most this often; each lookup may block the loop for the resolver's
-/// timeout (use an IP address, or /etc/hosts, to never look up).
-pub const REMOTE_WRITE_RESOLVE_EVERY: Duration = Duration::from_secs(60);
-
 /// Most bytes of a remote write response kept: its head must fit (else the
 /// request counts as failed, `response`); body bytes past it are read and
 /// discarded (only the first 256 are logged, for a 4xx).

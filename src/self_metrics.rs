@@ -299,50 +299,51 @@ const fn find(hay: &[u8], needle: &[u8]) -> usize {
     panic!("not in PAGE");
 }
 
-/// The remote write families, present only when `--remote-write-url` is set.
+/// The remote write families, present only when `--remote-write-url` is
+/// set, with a [`VALUE`] where each value goes.
+#[rustfmt::skip]
+const REMOTE_PAGE: &str = concat!(
+    "# HELP push_gateway_remote_write_bytes_total Bytes written to the remote write receiver, request heads and snappy bodies, retries included.\n",
+    "# TYPE push_gateway_remote_write_bytes_total counter\n",
+    "push_gateway_remote_write_bytes_total $\n",
+    "# HELP push_gateway_remote_write_failures_total Remote write requests that failed, by reason: connect, timeout, io, response (not HTTP), server_error (5xx, retried), throttled (429, retried), rejected (other statuses, dropped), too_large (series left out of a request).\n",
+    "# TYPE push_gateway_remote_write_failures_total counter\n",
+    "push_gateway_remote_write_failures_total{reason=\"connect\"} $\n",
+    "push_gateway_remote_write_failures_total{reason=\"timeout\"} $\n",
+    "push_gateway_remote_write_failures_total{reason=\"io\"} $\n",
+    "push_gateway_remote_write_failures_total{reason=\"response\"} $\n",
+    "push_gateway_remote_write_failures_total{reason=\"server_error\"} $\n",
+    "push_gateway_remote_write_failures_total{reason=\"throttled\"} $\n",
+    "push_gateway_remote_write_failures_total{reason=\"rejected\"} $\n",
+    "push_gateway_remote_write_failures_total{reason=\"too_large\"} $\n",
+    "# HELP push_gateway_remote_write_last_success_timestamp_seconds Unix time of the last request the receiver accepted (0: none yet).\n",
+    "# TYPE push_gateway_remote_write_last_success_timestamp_seconds gauge\n",
+    "push_gateway_remote_write_last_success_timestamp_seconds $\n",
+    "# HELP push_gateway_remote_write_requests_total Remote write requests the receiver accepted (2xx).\n",
+    "# TYPE push_gateway_remote_write_requests_total counter\n",
+    "push_gateway_remote_write_requests_total $\n",
+    "# HELP push_gateway_remote_write_retries_total Remote write requests sent again after a failure.\n",
+    "# TYPE push_gateway_remote_write_retries_total counter\n",
+    "push_gateway_remote_write_retries_total $\n",
+    "# HELP push_gateway_remote_write_samples_total Samples in the accepted remote write requests, staleness markers included.\n",
+    "# TYPE push_gateway_remote_write_samples_total counter\n",
+    "push_gateway_remote_write_samples_total $\n",
+);
+
 fn write_remote(out: &mut Vec<u8>, r: &crate::remote_write::Stats) {
-    let counter = |out: &mut Vec<u8>, name: &str, help: &str, value: u64| {
-        out.extend_from_slice(
-            format!("# HELP push_gateway_remote_write_{name} {help}\n# TYPE push_gateway_remote_write_{name} counter\npush_gateway_remote_write_{name} ").as_bytes(),
-        );
-        write_count(out, value);
-        out.push(b'\n');
-    };
-    counter(
-        out,
-        "bytes_total",
-        "Bytes written to the remote write receiver, request heads and snappy bodies, retries included.",
-        r.bytes,
-    );
-    out.extend_from_slice(b"# HELP push_gateway_remote_write_failures_total Remote write requests that failed, by reason: connect, timeout, io, response (not HTTP), server_error (5xx, retried), throttled (429, retried), rejected (other statuses, dropped), too_large (series left out of a request).\n# TYPE push_gateway_remote_write_failures_total counter\n");
-    for (reason, &n) in crate::remote_write::FAILURES.iter().zip(&r.failures) {
-        out.extend_from_slice(
-            format!("push_gateway_remote_write_failures_total{{reason=\"{reason}\"}} ").as_bytes(),
-        );
-        write_count(out, n);
-        out.push(b'\n');
-    }
-    out.extend_from_slice(b"# HELP push_gateway_remote_write_last_success_timestamp_seconds Unix time of the last request the receiver accepted (0: none yet).\n# TYPE push_gateway_remote_write_last_success_timestamp_seconds gauge\npush_gateway_remote_write_last_success_timestamp_seconds ");
-    write_value(out, r.last_success);
-    out.push(b'\n');
-    counter(
-        out,
-        "requests_total",
-        "Remote write requests the receiver accepted (2xx).",
-        r.requests,
-    );
-    counter(
-        out,
-        "retries_total",
-        "Remote write requests sent again after a failure.",
-        r.retries,
-    );
-    counter(
-        out,
-        "samples_total",
-        "Samples in the accepted remote write requests, staleness markers included.",
+    let f = &r.failures;
+    let values = [
+        r.bytes, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], 0, r.requests, r.retries,
         r.samples,
-    );
+    ];
+    for (i, piece) in REMOTE_PAGE.split(VALUE as char).enumerate() {
+        if i == 10 {
+            write_value(out, r.last_success);
+        } else if i > 0 {
+            write_count(out, values[i - 1]);
+        }
+        out.extend_from_slice(piece.as_bytes());
+    }
 }
 
 /// Writes `n` as every other sample value is written (above 10^15 in float

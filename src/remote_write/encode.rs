@@ -134,7 +134,15 @@ impl Request {
             }
         }
         let labels = &mut labels[..all];
-        labels.sort_unstable_by(|a, b| a.name.cmp(b.name));
+        // A few labels: an insertion sort (a library sort would be
+        // kilobytes of code for this one type).
+        for i in 1..labels.len() {
+            let mut j = i;
+            while j > 0 && labels[j - 1].name > labels[j].name {
+                labels.swap(j - 1, j);
+                j -= 1;
+            }
+        }
         let before = self.body.len();
         let entry = self.write_series(labels, value.to_bits(), ts_ms);
         if self.body.len() > limit {
@@ -184,9 +192,7 @@ impl Request {
     /// Sorts the series (by hash, then bytes) so that [`Request::holds`]
     /// can search them. Call once all series with a value are in.
     pub fn finish(&mut self) {
-        let body = &self.body;
-        self.series
-            .sort_unstable_by(|a, b| compare(body, a, body, b));
+        heapsort(&mut self.series, &self.body);
     }
 
     /// Whether this (finished) request has a series with `entry`'s labels
@@ -232,6 +238,36 @@ fn compare(body_a: &[u8], a: &Entry, body_b: &[u8], b: &Entry) -> Ordering {
     a.hash
         .cmp(&b.hash)
         .then_with(|| labels_of(body_a, a).cmp(labels_of(body_b, b)))
+}
+
+/// Sorts `entries` of `body` in [`compare`]'s order: a heapsort written
+/// out for this one type, as small as it gets (no allocation, O(n log n)).
+fn heapsort(entries: &mut [Entry], body: &[u8]) {
+    let less = |a: &Entry, b: &Entry| compare(body, a, body, b) == Ordering::Less;
+    let sift = |v: &mut [Entry], mut root: usize, end: usize| {
+        loop {
+            let mut child = 2 * root + 1;
+            if child >= end {
+                return;
+            }
+            if child + 1 < end && less(&v[child], &v[child + 1]) {
+                child += 1;
+            }
+            if !less(&v[root], &v[child]) {
+                return;
+            }
+            v.swap(root, child);
+            root = child;
+        }
+    };
+    let n = entries.len();
+    for start in (0..n / 2).rev() {
+        sift(entries, start, n);
+    }
+    for end in (1..n).rev() {
+        entries.swap(0, end);
+        sift(entries, 0, end);
+    }
 }
 
 /// `__name__` and the labels of a canonical key `name{a="x",b="y"}` into
@@ -489,5 +525,29 @@ mod tests {
         next.finish();
         next.add_stale(&now, 3, usize::MAX);
         assert_eq!(next.stale, 0);
+    }
+
+    #[test]
+    fn many_series_are_found_again_whatever_their_order() {
+        let page: String = (0..500)
+            .map(|i| format!("m{{i=\"{}\"}} 1\n", (i * 7919) % 500))
+            .collect();
+        let mut last = Request::default();
+        last.add_page(page.as_bytes(), &[], 1, usize::MAX);
+        last.finish();
+        let s = &last.series;
+        assert!(
+            s.windows(2)
+                .all(|w| compare(&last.body, &w[0], &last.body, &w[1]) != Ordering::Greater)
+        );
+        let kept: String = (0..500)
+            .filter(|i| i % 3 != 0)
+            .map(|i| format!("m{{i=\"{i}\"}} 2\n"))
+            .collect();
+        let mut now = Request::default();
+        now.add_page(kept.as_bytes(), &[], 2, usize::MAX);
+        now.finish();
+        now.add_stale(&last, 2, usize::MAX);
+        assert_eq!(now.stale, 167);
     }
 }

@@ -23,11 +23,12 @@
 //! * A kept-alive connection the receiver closed meanwhile fails on its
 //!   first write or read: the request is sent again at once on a new
 //!   connection, without a backoff.
-//! * Host names: looked up with the system resolver (blocking) before the
-//!   first request and again after a connection fails, at most once per
-//!   [`REMOTE_WRITE_RESOLVE_EVERY`]; a lookup blocks the loop for at most
-//!   the resolver's own timeout (`timeout` × `attempts` of
-//!   /etc/resolv.conf). An IP address is never looked up.
+//! * Host names are not looked up: the URL holds an IP address
+//!   ([`settings::parse_url`]). The system resolver blocks (for its
+//!   `timeout` × `attempts` of /etc/resolv.conf when a server is away),
+//!   which would hold up pushes and scrapes, and it is a quarter of the
+//!   code remote write would add to a static binary. A receiver known by
+//!   name is reached through a local forwarder, as HTTPS is.
 //!
 //! # Memory
 //! The last delivered request (its body and 12 bytes per series), the one
@@ -40,15 +41,13 @@ pub mod encode;
 pub mod settings;
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::limits::{
-    REMOTE_WRITE_BACKOFF_MAX, REMOTE_WRITE_BACKOFF_MIN, REMOTE_WRITE_RESOLVE_EVERY,
-    REMOTE_WRITE_RESPONSE_MAX_BYTES, REMOTE_WRITE_RETRY_AFTER_MAX, REMOTE_WRITE_TIMEOUT,
-    remote_write_body_max_bytes,
+    REMOTE_WRITE_BACKOFF_MAX, REMOTE_WRITE_BACKOFF_MIN, REMOTE_WRITE_RESPONSE_MAX_BYTES,
+    REMOTE_WRITE_RETRY_AFTER_MAX, REMOTE_WRITE_TIMEOUT, remote_write_body_max_bytes,
 };
 use crate::warn_limit::WarnLimit;
 use encode::Request;
@@ -127,12 +126,6 @@ struct Head {
 pub struct RemoteWrite {
     settings: Settings,
     token: Token,
-    addrs: Vec<SocketAddr>,
-    next_addr: usize,
-    /// When the host name was last looked up; `None`: look it up now.
-    resolved_at: Option<u64>,
-    /// A connection failed: look the name up again when allowed.
-    resolve_again: bool,
     stream: Option<TcpStream>,
     phase: Phase,
     /// The request under way went on a kept-alive connection.
@@ -193,18 +186,9 @@ impl RemoteWrite {
             .map_or(1, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id()) << 32;
         RemoteWrite {
-            addrs: settings
-                .target
-                .ip
-                .map(|ip| SocketAddr::new(ip, settings.target.port))
-                .into_iter()
-                .collect(),
             next_send: now + settings.interval.as_millis() as u64,
             settings,
             token,
-            next_addr: 0,
-            resolved_at: None,
-            resolve_again: false,
             stream: None,
             phase: Phase::Idle,
             reused: false,
@@ -285,9 +269,9 @@ impl RemoteWrite {
             .resize(snap::raw::max_compress_len(r.body.len()), 0);
         match self.snappy.compress(&r.body, &mut self.compressed) {
             Ok(n) => self.compressed.truncate(n),
-            Err(e) => {
+            Err(_) => {
                 // Only for bodies over 4 GiB, which the bound rules out.
-                log::warn!("remote write: cannot compress the request: {e}");
+                log::warn!("remote write: cannot compress the request");
                 self.pending = false;
                 return;
             }
@@ -346,40 +330,13 @@ impl RemoteWrite {
             return self.ready(registry, now);
         }
         self.reused = false;
-        if let Err(e) = self.connect(registry, now) {
+        if let Err(e) = self.connect(registry) {
             self.fail_with(Failure::Connect, &e.to_string(), None, registry, now);
         }
     }
 
-    fn connect(&mut self, registry: &Registry, now: u64) -> io::Result<()> {
-        let t = &self.settings.target;
-        let every = REMOTE_WRITE_RESOLVE_EVERY.as_millis() as u64;
-        let may_resolve = self.resolved_at.is_none_or(|at| now >= at + every);
-        if t.ip.is_none() && (self.addrs.is_empty() || self.resolve_again) && may_resolve {
-            self.resolved_at = Some(now);
-            self.resolve_again = false;
-            match (t.host.as_str(), t.port).to_socket_addrs() {
-                Ok(found) => {
-                    self.addrs.clear();
-                    self.addrs.extend(found);
-                }
-                // Keep the addresses found before, if any.
-                Err(e) if self.addrs.is_empty() => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("cannot resolve {}: {e}", t.host),
-                    ));
-                }
-                Err(_) => {}
-            }
-        }
-        if self.addrs.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} has no address", t.host),
-            ));
-        }
-        let addr = self.addrs[self.next_addr % self.addrs.len()];
+    fn connect(&mut self, registry: &Registry) -> io::Result<()> {
+        let addr = self.settings.target.addr;
         let mut stream = TcpStream::connect(addr)?;
         registry.register(
             &mut stream,
@@ -604,11 +561,6 @@ impl RemoteWrite {
             self.reused = false;
             return self.start(registry, now);
         }
-        if why == Failure::Connect {
-            self.next_addr += 1;
-            // Look the name up again (at most every RESOLVE_EVERY).
-            self.resolve_again = true;
-        }
         self.stats.failures[why as usize] += 1;
         self.attempt += 1;
         self.rng ^= self.rng << 13;
@@ -640,41 +592,58 @@ fn unix_seconds() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// A response head, if complete.
+const NOT_HTTP: &str = "the answer is not HTTP/1.x";
+
+/// A response head, if complete. Read by hand: only the status and four
+/// headers matter, and httparse's response parser would add kilobytes.
 fn parse_head(buf: &[u8]) -> Result<Option<Head>, &'static str> {
-    let mut headers = [httparse::EMPTY_HEADER; crate::limits::MAX_HEADERS];
-    let mut r = httparse::Response::new(&mut headers);
-    let len = match r.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err("the answer is not HTTP/1.x"),
+    let n = buf.len().min(7);
+    if buf[..n] != b"HTTP/1."[..n] {
+        return Err(NOT_HTTP);
+    }
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
     };
-    let status = r.code.unwrap_or(0);
+    let mut lines = buf[..end].split(|&b| b == b'\n');
+    // "HTTP/1.1 204 No Content"
+    let status_line = lines.next().unwrap_or_default();
+    let status = match status_line.get(7..12) {
+        Some([minor @ (b'0' | b'1'), b' ', code @ ..]) if code.iter().all(u8::is_ascii_digit) => {
+            let code = code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+            (code, *minor == b'0')
+        }
+        _ => return Err(NOT_HTTP),
+    };
     let mut head = Head {
-        status,
-        len,
+        status: status.0,
+        len: end + 4,
         body: None,
-        close: r.version == Some(0),
+        close: status.1,
         retry_after_ms: None,
     };
     let mut chunked = false;
-    for h in r.headers.iter() {
-        let value = std::str::from_utf8(h.value).unwrap_or("").trim();
-        if h.name.eq_ignore_ascii_case("content-length") {
+    for line in lines {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return Err(NOT_HTTP);
+        };
+        let name = &line[..colon];
+        let value = std::str::from_utf8(&line[colon + 1..]).unwrap_or("").trim();
+        if name.eq_ignore_ascii_case(b"content-length") {
             head.body = Some(
                 value
                     .parse()
                     .map_err(|_| "a Content-Length that is no number")?,
             );
-        } else if h.name.eq_ignore_ascii_case("connection") {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             head.close |= value.eq_ignore_ascii_case("close");
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             chunked = true;
-        } else if h.name.eq_ignore_ascii_case("retry-after") {
+        } else if name.eq_ignore_ascii_case(b"retry-after") {
             // Seconds; an HTTP date is left to the backoff.
             head.retry_after_ms = value.parse::<u64>().ok().map(|s| s.saturating_mul(1000));
         }
     }
+    let status = head.status;
     if matches!(status, 100..=199 | 204 | 304) {
         head.body = Some(0);
     } else if chunked {
@@ -797,5 +766,17 @@ mod tests {
         );
         assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/2 200\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/1.1 2x0 OK\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n").is_err());
+        assert_eq!(parse_head(b"HTT").unwrap().map(|h| h.status), None);
+        // Header names in any case, values trimmed.
+        let h = parse_head(b"HTTP/1.1 429 x\r\nretry-AFTER:  7 \r\ncontent-length:0\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (h.status, h.retry_after_ms, h.body),
+            (429, Some(7000), Some(0))
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! The remote write flags read into checked values: the receiver's URL
-//! (`--remote-write-url`), the labels added to every series
+//! (`--remote-write-url`, an IP address: names are not looked up), the labels added to every series
 //! (`--remote-write-label`) and the checks between them. Memory: the
 //! parsed values only.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use super::encode::MAX_EXTRA_LABELS;
@@ -20,8 +20,8 @@ pub struct Target {
     pub path: String,
     /// The `Host` header: the URL's authority as written.
     pub authority: String,
-    /// The host as an address when it is one: never looked up.
-    pub ip: Option<IpAddr>,
+    /// The receiver's address: host names are not looked up.
+    pub addr: SocketAddr,
 }
 
 /// Everything the remote write client needs.
@@ -110,18 +110,26 @@ pub fn parse_url(s: &str) -> Result<Target, String> {
             _ => return Err(format!("{s:?}: {p:?} is not a port (1 to 65535): {form}")),
         },
     };
-    let ip = host.parse::<IpAddr>().ok();
-    if authority.starts_with('[') && !matches!(ip, Some(IpAddr::V6(_))) {
-        return Err(format!(
-            "{s:?}: {host:?} between brackets is not an IPv6 address"
-        ));
-    }
+    let ip = match host.parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) if authority.starts_with('[') => {
+            return Err(format!(
+                "{s:?}: {host:?} between brackets is not an IPv6 address"
+            ));
+        }
+        Err(_) if host.eq_ignore_ascii_case("localhost") => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Err(_) => {
+            return Err(format!(
+                "{s:?}: {host:?} is a host name, and push-gateway looks up none (a lookup would hold up pushes and scrapes): give the receiver's IP address, or let a local forwarder connect to the name (stunnel or socat, as for TLS: README, boxes behind NAT)"
+            ));
+        }
+    };
     Ok(Target {
         host: host.to_string(),
         port,
         path,
         authority: authority.to_string(),
-        ip,
+        addr: SocketAddr::new(ip, port),
     })
 }
 
@@ -168,7 +176,14 @@ pub fn check_labels(mut labels: Vec<(String, String)>) -> Result<Vec<(String, St
             labels.len()
         ));
     }
-    labels.sort();
+    // By name, in place (a library sort costs kilobytes of code per type).
+    for i in 1..labels.len() {
+        let mut j = i;
+        while j > 0 && labels[j - 1].0 > labels[j].0 {
+            labels.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     if let Some(w) = labels.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(format!(
             "--remote-write-label {} is given twice: keep one",
@@ -189,31 +204,29 @@ mod tests {
             (t.host.as_str(), t.port, t.path.as_str()),
             ("127.0.0.1", 9090, "/api/v1/write")
         );
-        assert_eq!(
-            (t.authority.as_str(), t.ip),
-            ("127.0.0.1:9090", "127.0.0.1".parse().ok())
-        );
-        let t = parse_url("HTTP://vm.example:8428?extra_label=a=b").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.port, t.path.as_str(), t.ip),
-            ("vm.example", 8428, "/?extra_label=a=b", None)
-        );
+        assert_eq!(t.addr, "127.0.0.1:9090".parse().unwrap());
+        let t = parse_url("HTTP://10.0.0.7:8428?extra_label=a=b").unwrap();
+        assert_eq!((t.port, t.path.as_str()), (8428, "/?extra_label=a=b"));
         let t = parse_url("http://[::1]:19291/api/v1/push").unwrap();
         assert_eq!(
             (t.host.as_str(), t.authority.as_str()),
             ("::1", "[::1]:19291")
         );
-        assert_eq!(parse_url("http://mimir").unwrap().port, 80);
+        assert_eq!(
+            parse_url("http://localhost").unwrap().addr,
+            "127.0.0.1:80".parse().unwrap()
+        );
         for (bad, says) in [
             ("https://x/api", "TLS terminator"),
             ("ftp://x", "http://HOST:PORT/PATH"),
             ("http://:80/", "no host"),
-            ("http://x:0/", "not a port"),
-            ("http://x:99999/", "not a port"),
+            ("http://127.0.0.1:0/", "not a port"),
+            ("http://127.0.0.1:99999/", "not a port"),
             ("http://u:p@x/", "--remote-write-auth-file"),
             ("http://[::1/", "closing"),
             ("http://[x]:1/", "IPv6"),
-            ("http://x/a b", "percent-encode"),
+            ("http://127.0.0.1/a b", "percent-encode"),
+            ("http://mimir.example/api/v1/push", "host name"),
         ] {
             let e = parse_url(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
