@@ -225,6 +225,8 @@ pub fn run_with_signals(
         .remote_write
         .clone()
         .map(|s| RemoteWrite::new(s, config.cache_bytes, REMOTE_WRITE, server.now()));
+    // Its families are on the page from the first scrape on.
+    server.stats.remote_write = server.remote.as_ref().map(|r| r.stats.clone());
     let mut events = Events::with_capacity(256);
     loop {
         let now = server.now();
