@@ -143,8 +143,9 @@ pub struct Args {
     pub no_self_metrics: bool,
 
     /// Send the cache every --remote-write-interval to this Prometheus
-    /// remote write receiver: http://HOST:PORT/PATH (plain HTTP; for HTTPS
-    /// use a local TLS terminator, see README). Off by default
+    /// remote write receiver: http://IP:PORT/PATH (plain HTTP, an IP
+    /// address or localhost; for HTTPS or a host name, a local forwarder:
+    /// see README). Off by default
     #[arg(long, env = "PUSH_GATEWAY_REMOTE_WRITE_URL", value_name = "URL")]
     pub remote_write_url: Option<String>,
 
