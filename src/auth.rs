@@ -1,4 +1,6 @@
-//! The scrape credential (`--scrape-auth-file`): who may read the TCP port.
+//! The scrape credential (`--scrape-auth-file`): who may read the TCP port;
+//! and, in the same one-line form, the credential remote write sends
+//! (`--remote-write-auth-file`).
 //!
 //! The file holds one line: `user:password` for HTTP basic auth, or else a
 //! bearer token (a token never holds a `:`, RFC 6750, so a colon tells the
@@ -43,14 +45,17 @@ impl fmt::Debug for ScrapeAuth {
     }
 }
 
-/// Reads the credential file.
+/// Reads the credential file of `flag` (`--scrape-auth-file`, or
+/// `--remote-write-auth-file`, which holds the credential the gateway
+/// sends, in the same form).
 ///
 /// # Errors
-/// A message saying what is wrong with the file and what to put in it.
-pub fn load(path: &Path) -> Result<ScrapeAuth, String> {
+/// A message saying what is wrong with the file and what to put in it,
+/// naming `flag`.
+pub fn load_for(path: &Path, flag: &str) -> Result<ScrapeAuth, String> {
     let text = std::fs::read(path).map_err(|e| {
         format!(
-            "cannot read {}: {e}; give --scrape-auth-file a readable file holding one line, a bearer token or user:password",
+            "cannot read {}: {e}; give {flag} a readable file holding one line, a bearer token or user:password",
             path.display()
         )
     })?;
@@ -129,6 +134,16 @@ impl ScrapeAuth {
     /// refused (answered 401).
     pub fn refuses(&self, path: &str, authorization: Option<&str>) -> bool {
         needs_credential(path) && !self.allows(authorization)
+    }
+
+    /// Appends the value of an `Authorization` header that presents this
+    /// credential (what remote write sends).
+    pub fn write_authorization(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(match self.scheme {
+            Scheme::Bearer => b"Bearer ",
+            Scheme::Basic => b"Basic ",
+        });
+        out.extend_from_slice(&self.expected);
     }
 
     /// The `WWW-Authenticate` challenge of a 401.

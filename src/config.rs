@@ -21,6 +21,7 @@ use nom::combinator::{all_consuming, map_res, opt, value};
 
 use crate::auth::{self, ScrapeAuth};
 use crate::limits;
+use crate::remote_write::settings;
 
 /// Checked configuration used by the rest of the program.
 #[derive(Debug, Clone)]
@@ -53,6 +54,8 @@ pub struct Config {
     pub persistence_file: Option<PathBuf>,
     /// Least time between two snapshots (`--persistence-interval`).
     pub persistence_interval: Duration,
+    /// `--remote-write-url` and the flags that go with it.
+    pub remote_write: Option<crate::remote_write::Settings>,
 }
 
 impl Config {
@@ -153,6 +156,33 @@ pub struct Args {
     /// 5m); nothing is written while it does not
     #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_PERSISTENCE_INTERVAL", default_value = "5m", value_parser = parse_ttl)]
     pub persistence_interval: Duration,
+    /// Send the cache every --remote-write-interval to this Prometheus
+    /// remote write receiver: http://IP:PORT/PATH (plain HTTP, an IP
+    /// address or localhost; for HTTPS or a host name, a local forwarder:
+    /// see README). Off by default
+    #[arg(long, env = "PUSH_GATEWAY_REMOTE_WRITE_URL", value_name = "URL")]
+    pub remote_write_url: Option<String>,
+
+    /// How often remote write sends the cache (e.g. 15s, 1m; 1s to 1h)
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_REMOTE_WRITE_INTERVAL", default_value = "15s", value_parser = parse_ttl)]
+    pub remote_write_interval: Duration,
+
+    /// A label added to every series sent by remote write, e.g. box=edge-17
+    /// (repeatable; a series' own label of that name wins). In the
+    /// environment: NAME=VALUE pairs separated by commas
+    #[arg(
+        long = "remote-write-label",
+        env = "PUSH_GATEWAY_REMOTE_WRITE_LABEL",
+        value_name = "NAME=VALUE",
+        value_delimiter = ','
+    )]
+    pub remote_write_labels: Vec<String>,
+
+    /// File with the credential remote write sends: one line,
+    /// `user:password` for basic auth or else a bearer token (the form of
+    /// --scrape-auth-file). Read at start-up
+    #[arg(long, env = "PUSH_GATEWAY_REMOTE_WRITE_AUTH_FILE", value_name = "PATH")]
+    pub remote_write_auth_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -171,7 +201,39 @@ impl Args {
                 format_duration(self.ttl),
             ));
         }
+        // The remote write flags are checked here rather than by clap
+        // value parsers: each of those is kilobytes of generic code.
+        let remote_write = match self.remote_write_url {
+            Some(url) => {
+                let flag = |flag: &'static str| move |e: String| format!("{flag}: {e}");
+                let labels = self
+                    .remote_write_labels
+                    .iter()
+                    .map(|l| settings::parse_label(l))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(flag("--remote-write-label"))?;
+                Some(crate::remote_write::Settings {
+                    target: settings::parse_url(&url).map_err(flag("--remote-write-url"))?,
+                    interval: check_interval(self.remote_write_interval)?,
+                    labels: settings::check_labels(labels)?,
+                    auth: self
+                        .remote_write_auth_file
+                        .map(|p| auth::load_for(&p, "--remote-write-auth-file"))
+                        .transpose()
+                        .map_err(flag("--remote-write-auth-file"))?,
+                })
+            }
+            None if !self.remote_write_labels.is_empty()
+                || self.remote_write_auth_file.is_some() =>
+            {
+                return Err(
+                    "--remote-write-label and --remote-write-auth-file need --remote-write-url: give the receiver's URL, or drop them".into(),
+                );
+            }
+            None => None,
+        };
         Ok(Config {
+            remote_write,
             socket: self.socket,
             listen: self.listen,
             cache_bytes: self.cache_bytes,
@@ -238,7 +300,18 @@ fn parse_cache_bytes(s: &str) -> Result<usize, String> {
 }
 
 fn parse_scrape_auth_file(s: &str) -> Result<ScrapeAuth, String> {
-    auth::load(std::path::Path::new(s))
+    auth::load_for(std::path::Path::new(s), "--scrape-auth-file")
+}
+
+/// `--remote-write-interval`, read as a duration by clap: 1 s to 1 h.
+fn check_interval(d: Duration) -> Result<Duration, String> {
+    if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+        return Err(format!(
+            "--remote-write-interval {} is out of range: use 1s to 1h",
+            format_duration(d)
+        ));
+    }
+    Ok(d)
 }
 
 /// Parses `500ms`, `60s`, `5m`, `1h`. The unit is required: a bare
@@ -417,6 +490,46 @@ mod tests {
         assert_eq!(budgets(&["--max-connections", "8"]), (8, 8));
         let both = ["--max-connections", "8", "--max-scrape-connections", "2"];
         assert_eq!(budgets(&both), (8, 2));
+    }
+
+    #[test]
+    fn remote_write_flags() {
+        let config =
+            |args: &[&str]| Args::parse_from([&["push-gateway"], args].concat()).into_config();
+        assert!(config(&[]).unwrap().remote_write.is_none());
+        let rw = config(&[
+            "--remote-write-url",
+            "http://127.0.0.1:9090/api/v1/write",
+            "--remote-write-label",
+            "zone=b",
+            "--remote-write-label",
+            "box=a",
+            "--remote-write-interval",
+            "30s",
+        ])
+        .unwrap()
+        .remote_write
+        .unwrap();
+        assert_eq!(
+            rw.labels,
+            [("box".into(), "a".into()), ("zone".into(), "b".into())]
+        );
+        assert_eq!(rw.interval, Duration::from_secs(30));
+        assert_eq!(rw.target.port, 9090);
+        let e = config(&["--remote-write-label", "box=a"]).unwrap_err();
+        assert!(e.contains("need --remote-write-url"), "{e}");
+        let url = ["--remote-write-url", "http://127.0.0.1:1/"];
+        for (flag, value, says) in [
+            ("--remote-write-interval", "500ms", "1s to 1h"),
+            ("--remote-write-interval", "2h", "1s to 1h"),
+            ("--remote-write-label", "__x=1", "reserved"),
+            ("--remote-write-auth-file", "/nonexistent", "cannot read"),
+        ] {
+            let e = config(&[&url[..], &[flag, value]].concat()).unwrap_err();
+            assert!(e.contains(flag) && e.contains(says), "{e}");
+        }
+        let e = config(&["--remote-write-url", "https://x/"]).unwrap_err();
+        assert!(e.contains("--remote-write-url") && e.contains("TLS"), "{e}");
     }
 
     #[test]

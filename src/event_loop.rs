@@ -64,6 +64,7 @@ use crate::limits::{
     SHUTDOWN_GRACE, TURN_ACCEPTS, WARN_WINDOW,
 };
 use crate::push;
+use crate::remote_write::RemoteWrite;
 use crate::render::Renderer;
 use crate::self_metrics::{Closed, Stats};
 use crate::slab::Slab;
@@ -74,6 +75,7 @@ use crate::warn_limit::WarnLimit;
 pub const PUSH_LISTENER: Token = Token(usize::MAX - 1);
 pub const SCRAPE_LISTENER: Token = Token(usize::MAX - 2);
 pub const SIGNALS: Token = Token(usize::MAX - 3);
+pub const REMOTE_WRITE: Token = Token(usize::MAX - 4);
 
 /// The two kinds of connection, each with its own budget; index of
 /// [`Server::budgets`].
@@ -147,6 +149,8 @@ struct Server {
     budget_evictions_logged: (u64, u64),
     /// `--persistence-file`, if given.
     persistence: Option<Persistence>,
+    /// `--remote-write-url`.
+    remote: Option<RemoteWrite>,
 }
 
 /// Serves pushes on `push` and scrapes on `scrape` until SIGTERM or
@@ -242,7 +246,14 @@ pub fn run_with_signals(
         shutdown_by: None,
         budget_evictions_logged: (0, 0),
         persistence,
+        remote: None,
     };
+    server.remote = config
+        .remote_write
+        .clone()
+        .map(|s| RemoteWrite::new(s, config.cache_bytes, REMOTE_WRITE, server.now()));
+    // Its families are on the page from the first scrape on.
+    server.stats.remote_write = server.remote.as_ref().map(|r| r.stats.clone());
     let mut events = Events::with_capacity(256);
     loop {
         let now = server.now();
@@ -289,8 +300,16 @@ pub fn run_with_signals(
                         }
                     }
                 }
+                REMOTE_WRITE => {
+                    if let Some(remote) = server.remote.as_mut() {
+                        remote.ready(poll.registry(), now);
+                    }
+                }
                 Token(key) => server.conn_ready(key, poll.registry(), now),
             }
+        }
+        if server.shutdown_by.is_none() {
+            server.remote_write(poll.registry(), now);
         }
         server.resume_yielded(poll.registry(), now);
         // Backlogs left at TURN_ACCEPTS, or waiting for a slot: no event
@@ -399,7 +418,29 @@ impl Server {
                     .as_ref()
                     .and_then(|p| p.wakeup(&self.cache)),
             )
+            .chain(self.remote.as_ref().map(RemoteWrite::deadline))
             .min()
+    }
+
+    /// Gives remote write its turn: the current state when its interval
+    /// has come, then its timers (a timeout, a retry).
+    fn remote_write(&mut self, registry: &Registry, now: u64) {
+        let Some(remote) = self.remote.as_mut() else {
+            return;
+        };
+        if remote.needs_state(now) {
+            let page = self.renderer.page(&self.cache);
+            self.stats.remote_write = Some(remote.stats.clone());
+            let (stats, cache, own) = (&self.stats, &self.cache, self.self_metrics);
+            let tail = |out: &mut Vec<u8>| {
+                if own {
+                    crate::self_metrics::write(out, stats, cache);
+                }
+            };
+            remote.build(&page, tail, (unix_now() * 1000.0) as i64, now);
+        }
+        remote.poll(registry, now);
+        self.stats.remote_write = Some(remote.stats.clone());
     }
 
     /// During shutdown: closes every connection with nothing left to send

@@ -29,6 +29,8 @@
 //! * [`protobuf`]: the delimited `MetricFamily` decoder for pushes.
 //! * [`cache`]: the byte-budgeted TTL cache.
 //! * [`render`]: the `/metrics` page.
+//! * [`remote_write`]: the cache sent to a Prometheus remote write
+//!   receiver every interval, from the same loop.
 //! * [`api`]: the Pushgateway's JSON API (`/api/v1/status`, `/api/v1/metrics`).
 //! * [`snapshot`]: the cache saved to `--persistence-file` and restored
 //!   at start-up (atomic, checksummed, written only when changed).
@@ -56,6 +58,7 @@ pub mod protobuf;
 pub mod push;
 pub mod push_check;
 pub mod push_path;
+pub mod remote_write;
 pub mod render;
 pub mod routes;
 pub mod self_metrics;

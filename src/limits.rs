@@ -233,7 +233,7 @@ pub const SCRAPE_CONNECTION_MAX_BYTES: usize = REQUEST_HEAD_MAX_BYTES + REPLY_MA
 /// for them and shares the text with scrapers like the page (a new buffer
 /// only while a slow scraper still sends the last one). A test checks the
 /// bound; past it the buffer would grow once, nothing is cut.
-pub const SELF_METRICS_MAX_BYTES: usize = 8 * 1024;
+pub const SELF_METRICS_MAX_BYTES: usize = 10 * 1024;
 
 /// Most the renderer reserves at start-up for the page, and for each of
 /// its two sort-order vectors. Budgets up to 512 KiB get room for their
@@ -242,6 +242,75 @@ pub const SELF_METRICS_MAX_BYTES: usize = 8 * 1024;
 /// space of a gateway with a large `--cache-bytes` is the budget plus what
 /// its pages need, not three times the budget.
 pub const RENDER_RESERVE_MAX_BYTES: usize = 1 << 20;
+
+/// `--remote-write-url`: a request with no whole answer within this long
+/// of its start (connect, send, response) is given up and retried; the
+/// interval, if shorter, bounds it instead, so that the next state is never
+/// held up by a receiver that does not answer. Prometheus' own default
+/// `remote_timeout`.
+pub const REMOTE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// First delay before a failed remote write request is sent again; it
+/// doubles with each failure in a row up to [`REMOTE_WRITE_BACKOFF_MAX`],
+/// and a random half of it is waited (Prometheus' `min_backoff` is 30 ms:
+/// this is longer, for a box on a slow link).
+pub const REMOTE_WRITE_BACKOFF_MIN: Duration = Duration::from_millis(250);
+
+/// Cap of the remote write backoff (Prometheus' `max_backoff`).
+pub const REMOTE_WRITE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Longest `Retry-After` honoured (a longer one waits this long); the
+/// newer state is built meanwhile at every interval and sent after it.
+pub const REMOTE_WRITE_RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
+
+/// Most bytes of a remote write response kept: its head must fit (else the
+/// request counts as failed, `response`); body bytes past it are read and
+/// discarded (only the first 256 are logged, for a 4xx).
+pub const REMOTE_WRITE_RESPONSE_MAX_BYTES: usize = 4096;
+
+/// Bound of a remote write request's series with a value (its protobuf
+/// body before staleness markers and compression), in bytes per byte of
+/// `--cache-bytes`. A sample line costs at most about 2.6 times its
+/// key plus 42 bytes in protobuf, and a series holds its key plus 60 bytes
+/// of the budget; a pushed group (68 bytes and its labels) makes two lines
+/// (`push_time_seconds`, `push_failure_time_seconds`) of at most 87 bytes
+/// plus 6.5 times its labels each: 8 covers both with room.
+pub const REMOTE_WRITE_BYTES_PER_CACHE_BYTE: usize = 8;
+
+/// The most bytes a remote write request's series with a value take
+/// ([`REMOTE_WRITE_BYTES_PER_CACHE_BYTE`] × the budget and the self-metrics,
+/// plus the `--remote-write-label`s on every series: `label_bytes` per
+/// series, for the most series the budget and the self-metrics make).
+/// Series beyond it are left out of the request and counted
+/// (`push_gateway_remote_write_failures_total{reason="too_large"}`).
+pub fn remote_write_body_max_bytes(cache_bytes: usize, label_bytes: usize) -> usize {
+    REMOTE_WRITE_BYTES_PER_CACHE_BYTE * (cache_bytes + SELF_METRICS_MAX_BYTES)
+        + remote_write_max_series(cache_bytes) * label_bytes
+}
+
+/// The most series one request holds: two per smallest record of the
+/// budget (a group's push times) and one per 16 bytes of self-metrics.
+fn remote_write_max_series(cache_bytes: usize) -> usize {
+    2 * (cache_bytes / crate::cache::MIN_SERIES_BYTES) + SELF_METRICS_MAX_BYTES / 16 + 1
+}
+
+/// Worst-case heap of remote write, added to [`worst_case_heap_bytes`]
+/// when `--remote-write-url` is set: the last delivered body `B`
+/// ([`remote_write_body_max_bytes`]), the one being sent with its staleness
+/// markers (`2B`), its snappy form (`2B + 2B/6 + 32`), 12 bytes per series
+/// of each, the request head, the response and the self-metrics text. So
+/// about `5.4 × B`: 44 × the budget + 470 KiB without labels (924,617
+/// bytes for the default 10 KiB). Allocated only as requests need it.
+pub fn remote_write_heap_bytes(cache_bytes: usize, label_bytes: usize) -> usize {
+    let body = remote_write_body_max_bytes(cache_bytes, label_bytes);
+    let head = 512 + 2 * CREDENTIAL_MAX_BYTES;
+    body + 2 * body
+        + snap::raw::max_compress_len(2 * body)
+        + 3 * 12 * remote_write_max_series(cache_bytes)
+        + head
+        + REMOTE_WRITE_RESPONSE_MAX_BYTES
+        + SELF_METRICS_MAX_BYTES
+}
 
 /// Worst-case heap of the whole gateway for a configuration, as documented
 /// in README. Pages held by slow scrapers (on either listener: the socket
@@ -257,7 +326,7 @@ pub const RENDER_RESERVE_MAX_BYTES: usize = 1 << 20;
 /// 10); the JSON API keeps at most [`crate::api::API_DOCUMENTS`]
 /// documents of at most [`crate::api::API_MAX_BYTES_PER_CACHE_BYTE`] × the
 /// budget (+ 64 KiB); a snapshot's buffer and its table of 4 bytes per
-/// cache id.
+/// cache id. Remote write adds [`remote_write_heap_bytes`].
 pub fn worst_case_heap_bytes(
     cache_bytes: usize,
     push_connections: usize,

@@ -66,7 +66,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         (Some(_), Some(g)) => format!("mode {:04o}, group {g}", config.socket_mode),
     };
     log::info!(
-        "push-gateway {} started: pushes on {push_path} ({access}), scrapes on http://{}/metrics (credential: {}); cache {} bytes, ttl {}, max ttl {}, max {} push and {} scrape connections, max body {} bytes, drain on scrape {}, self-metrics {}, persistence {}",
+        "push-gateway {} started: pushes on {push_path} ({access}), scrapes on http://{}/metrics (credential: {}); cache {} bytes, ttl {}, max ttl {}, max {} push and {} scrape connections, max body {} bytes, drain on scrape {}, self-metrics {}, persistence {}; remote write {}",
         env!("CARGO_PKG_VERSION"),
         scrape.local_addr()?,
         match config.scrape_auth.as_ref().map(|a| a.scheme()) {
@@ -88,6 +88,25 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
                 "to {} at most every {}",
                 p.display(),
                 format_duration(config.persistence_interval)
+            ),
+        },
+        match &config.remote_write {
+            None => "off".to_string(),
+            Some(rw) => format!(
+                "to http://{}{} every {} ({} added labels, credential: {}, body bound {} bytes)",
+                rw.target.authority,
+                rw.target.path,
+                format_duration(rw.interval),
+                rw.labels.len(),
+                match rw.auth.as_ref().map(|a| a.scheme()) {
+                    None => "none",
+                    Some(push_gateway::auth::Scheme::Bearer) => "bearer token",
+                    Some(push_gateway::auth::Scheme::Basic) => "basic auth",
+                },
+                push_gateway::limits::remote_write_body_max_bytes(
+                    config.cache_bytes,
+                    rw.label_bytes()
+                ),
             ),
         },
     );

@@ -64,6 +64,8 @@ pub struct Stats {
     pub snapshot_bytes: u64,
     /// Snapshots that could not be written.
     pub snapshot_failures: u64,
+    /// Remote write's counters, when `--remote-write-url` is set.
+    pub remote_write: Option<crate::remote_write::Stats>,
 }
 
 impl Stats {
@@ -218,47 +220,147 @@ const fn with_zeros<const LEN: usize, const N: usize>(page: &[u8]) -> ([u8; LEN]
 /// Appends the gateway's own families, sorted by name.
 pub fn write(out: &mut Vec<u8>, stats: &Stats, cache: &Cache) {
     let c = &cache.stats;
-    let mut copied = 0;
-    let mut value_at = VALUE_AT.iter();
-    let mut put = |values: &[u64]| {
-        for (&value, &at) in values.iter().zip(&mut value_at) {
+    let mut t = Template::default();
+    let mut put = |out: &mut Vec<u8>, values: &[u64]| t.put(out, values);
+    put(
+        out,
+        &[
+            cache.capacity() as u64,
+            cache.used() as u64,
+            stats.connections_accepted,
+        ],
+    );
+    put(out, stats.connections_closed.as_flattened());
+    put(
+        out,
+        &[
+            stats.connections_open,
+            stats.connections_refused,
+            stats.deletes,
+            c.evicted_budget,
+            c.drain_failed,
+            c.drained,
+            c.evicted_ttl,
+            cache.group_count() as u64,
+        ],
+    );
+    put(out, &stats.lines_rejected);
+    put(out, &[stats.lines_accepted]);
+    put(out, &stats.pushes_rejected);
+    put(out, &[stats.pushes_accepted]);
+    if let Some(remote) = &stats.remote_write {
+        // Its families sort between the pushes' and the replies'.
+        t.copy_to(out, REPLIES_AT);
+        write_remote(out, remote);
+    }
+    t.put(
+        out,
+        &[
+            stats.reply_bytes_dropped,
+            stats.scrapes,
+            cache.series_count() as u64,
+            stats.snapshot_bytes,
+            stats.snapshot_failures,
+            stats.snapshot_writes,
+        ],
+    );
+    debug_assert_eq!(t.next, VALUES, "fewer values than PAGE has");
+    out.extend_from_slice(&ZEROED[t.copied..]);
+}
+
+/// Where [`write`] is in [`ZEROED`]: copied up to `copied`, and the
+/// index of the next value.
+#[derive(Default)]
+struct Template {
+    copied: usize,
+    next: usize,
+}
+
+impl Template {
+    /// Appends the text up to each of `values` and the value, copying
+    /// runs of zeros with the text.
+    fn put(&mut self, out: &mut Vec<u8>, values: &[u64]) {
+        for &value in values {
+            let at = VALUE_AT[self.next];
+            self.next += 1;
             if value != 0 {
-                out.extend_from_slice(&ZEROED[copied..at]);
+                self.copy_to(out, at);
                 write_count(out, value);
-                copied = at + 1;
+                self.copied = at + 1;
             }
         }
-    };
-    put(&[
-        cache.capacity() as u64,
-        cache.used() as u64,
-        stats.connections_accepted,
-    ]);
-    put(stats.connections_closed.as_flattened());
-    put(&[
-        stats.connections_open,
-        stats.connections_refused,
-        stats.deletes,
-        c.evicted_budget,
-        c.drain_failed,
-        c.drained,
-        c.evicted_ttl,
-        cache.group_count() as u64,
-    ]);
-    put(&stats.lines_rejected);
-    put(&[stats.lines_accepted]);
-    put(&stats.pushes_rejected);
-    put(&[
-        stats.pushes_accepted,
-        stats.reply_bytes_dropped,
-        stats.scrapes,
-        cache.series_count() as u64,
-        stats.snapshot_bytes,
-        stats.snapshot_failures,
-        stats.snapshot_writes,
-    ]);
-    debug_assert_eq!(value_at.len(), 0, "fewer values than PAGE has");
-    out.extend_from_slice(&ZEROED[copied..]);
+    }
+
+    fn copy_to(&mut self, out: &mut Vec<u8>, at: usize) {
+        out.extend_from_slice(&ZEROED[self.copied..at]);
+        self.copied = at;
+    }
+}
+
+/// Where the replies' family starts in [`PAGE`].
+const REPLIES_AT: usize = find(PAGE.as_bytes(), b"# HELP push_gateway_replies_");
+
+const fn find(hay: &[u8], needle: &[u8]) -> usize {
+    let mut i = 0;
+    'outer: while i + needle.len() <= hay.len() {
+        let mut j = 0;
+        while j < needle.len() {
+            if hay[i + j] != needle[j] {
+                i += 1;
+                continue 'outer;
+            }
+            j += 1;
+        }
+        return i;
+    }
+    panic!("not in PAGE");
+}
+
+/// The remote write families, present only when `--remote-write-url` is
+/// set, with a [`VALUE`] where each value goes.
+#[rustfmt::skip]
+const REMOTE_PAGE: &str = concat!(
+    "# HELP push_gateway_remote_write_bytes_total Bytes written to the remote write receiver, request heads and snappy bodies, retries included.\n",
+    "# TYPE push_gateway_remote_write_bytes_total counter\n",
+    "push_gateway_remote_write_bytes_total $\n",
+    "# HELP push_gateway_remote_write_failures_total Remote write requests that failed, by reason: connect, timeout, io, response (not HTTP), server_error (5xx, retried), throttled (429, retried), rejected (other statuses, dropped), too_large (series left out of a request).\n",
+    "# TYPE push_gateway_remote_write_failures_total counter\n",
+    "push_gateway_remote_write_failures_total{reason=\"connect\"} $\n",
+    "push_gateway_remote_write_failures_total{reason=\"timeout\"} $\n",
+    "push_gateway_remote_write_failures_total{reason=\"io\"} $\n",
+    "push_gateway_remote_write_failures_total{reason=\"response\"} $\n",
+    "push_gateway_remote_write_failures_total{reason=\"server_error\"} $\n",
+    "push_gateway_remote_write_failures_total{reason=\"throttled\"} $\n",
+    "push_gateway_remote_write_failures_total{reason=\"rejected\"} $\n",
+    "push_gateway_remote_write_failures_total{reason=\"too_large\"} $\n",
+    "# HELP push_gateway_remote_write_last_success_timestamp_seconds Unix time of the last request the receiver accepted (0: none yet).\n",
+    "# TYPE push_gateway_remote_write_last_success_timestamp_seconds gauge\n",
+    "push_gateway_remote_write_last_success_timestamp_seconds $\n",
+    "# HELP push_gateway_remote_write_requests_total Remote write requests the receiver accepted (2xx).\n",
+    "# TYPE push_gateway_remote_write_requests_total counter\n",
+    "push_gateway_remote_write_requests_total $\n",
+    "# HELP push_gateway_remote_write_retries_total Remote write requests sent again after a failure.\n",
+    "# TYPE push_gateway_remote_write_retries_total counter\n",
+    "push_gateway_remote_write_retries_total $\n",
+    "# HELP push_gateway_remote_write_samples_total Samples in the accepted remote write requests, staleness markers included.\n",
+    "# TYPE push_gateway_remote_write_samples_total counter\n",
+    "push_gateway_remote_write_samples_total $\n",
+);
+
+fn write_remote(out: &mut Vec<u8>, r: &crate::remote_write::Stats) {
+    let f = &r.failures;
+    let values = [
+        r.bytes, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], 0, r.requests, r.retries,
+        r.samples,
+    ];
+    for (i, piece) in REMOTE_PAGE.split(VALUE as char).enumerate() {
+        if i == 10 {
+            write_value(out, r.last_success);
+        } else if i > 0 {
+            write_count(out, values[i - 1]);
+        }
+        out.extend_from_slice(piece.as_bytes());
+    }
 }
 
 /// Writes `n` as every other sample value is written (above 10^15 in float
@@ -323,6 +425,14 @@ mod tests {
             snapshot_writes: u64::MAX,
             snapshot_bytes: u64::MAX,
             snapshot_failures: u64::MAX,
+            remote_write: Some(crate::remote_write::Stats {
+                requests: u64::MAX,
+                samples: u64::MAX,
+                bytes: u64::MAX,
+                retries: u64::MAX,
+                failures: [u64::MAX; crate::remote_write::FAILURES.len()],
+                last_success: 1.7976931348623157e308,
+            }),
         };
         cache.stats.evicted_ttl = u64::MAX;
         cache.stats.evicted_budget = u64::MAX;
@@ -514,6 +624,69 @@ push_gateway_snapshot_writes_total 12
         out.clear();
         write(&mut out, &Stats::default(), &cache);
         assert_eq!(String::from_utf8_lossy(&out), expected(&zeros, &cache));
+    }
+
+    /// With remote write on, its families go between the pushes' and the
+    /// replies', in order, and the rest of the page is as without it.
+    #[test]
+    fn remote_write_families() {
+        let (mut stats, cache) = mixed();
+        stats.remote_write = Some(crate::remote_write::Stats {
+            requests: 3,
+            samples: 120,
+            bytes: 4567,
+            retries: 2,
+            failures: [1, 2, 0, 0, 5, 6, 7, 0],
+            last_success: 1700000000.5,
+        });
+        let mut out = Vec::new();
+        write(&mut out, &stats, &cache);
+        let page = String::from_utf8(out).unwrap();
+        let remote: String = page
+            .lines()
+            .filter(|l| l.contains("remote_write"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            remote,
+            r#"# HELP push_gateway_remote_write_bytes_total Bytes written to the remote write receiver, request heads and snappy bodies, retries included.
+# TYPE push_gateway_remote_write_bytes_total counter
+push_gateway_remote_write_bytes_total 4567
+# HELP push_gateway_remote_write_failures_total Remote write requests that failed, by reason: connect, timeout, io, response (not HTTP), server_error (5xx, retried), throttled (429, retried), rejected (other statuses, dropped), too_large (series left out of a request).
+# TYPE push_gateway_remote_write_failures_total counter
+push_gateway_remote_write_failures_total{reason="connect"} 1
+push_gateway_remote_write_failures_total{reason="timeout"} 2
+push_gateway_remote_write_failures_total{reason="io"} 0
+push_gateway_remote_write_failures_total{reason="response"} 0
+push_gateway_remote_write_failures_total{reason="server_error"} 5
+push_gateway_remote_write_failures_total{reason="throttled"} 6
+push_gateway_remote_write_failures_total{reason="rejected"} 7
+push_gateway_remote_write_failures_total{reason="too_large"} 0
+# HELP push_gateway_remote_write_last_success_timestamp_seconds Unix time of the last request the receiver accepted (0: none yet).
+# TYPE push_gateway_remote_write_last_success_timestamp_seconds gauge
+push_gateway_remote_write_last_success_timestamp_seconds 1700000000.5
+# HELP push_gateway_remote_write_requests_total Remote write requests the receiver accepted (2xx).
+# TYPE push_gateway_remote_write_requests_total counter
+push_gateway_remote_write_requests_total 3
+# HELP push_gateway_remote_write_retries_total Remote write requests sent again after a failure.
+# TYPE push_gateway_remote_write_retries_total counter
+push_gateway_remote_write_retries_total 2
+# HELP push_gateway_remote_write_samples_total Samples in the accepted remote write requests, staleness markers included.
+# TYPE push_gateway_remote_write_samples_total counter
+push_gateway_remote_write_samples_total 120
+"#
+        );
+        let without: String = page
+            .lines()
+            .filter(|l| !l.contains("remote_write"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(without, expected(MIXED_PAGE, &cache));
+        let names: Vec<&str> = page
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .collect();
+        assert!(names.is_sorted(), "{names:?}");
     }
 
     #[test]

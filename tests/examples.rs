@@ -597,8 +597,10 @@ fn prometheus_yml_scrapes_the_gateway() {
         describe(&out)
     );
 
-    // With its own metrics on the page, as deployed.
-    let gw = Gateway::start_with(&[], |_| {});
+    // With its own metrics on the page, as deployed, remote write's
+    // included (to a port where nothing listens: its families show anyway).
+    let url = format!("http://127.0.0.1:{}/api/v1/write", common::free_port());
+    let gw = Gateway::start_with(&["--remote-write-url", &url], |_| {});
 
     // The rules name only metrics the gateway has.
     let rules = std::fs::read_to_string(example("push-gateway.rules.yml")).unwrap();
@@ -700,16 +702,22 @@ fn prometheus_yml_scrapes_the_gateway() {
         "an unlabelled series gets the scrape's job and target labels:\n{answer}"
     );
     // The rule file is loaded and every rule evaluates without error.
-    let answer = poll("4 evaluated rules", "/api/v1/rules", &|a| {
-        a.matches(r#""health":"ok""#).count() == 4
+    let answer = poll("6 evaluated rules", "/api/v1/rules", &|a| {
+        a.matches(r#""health":"ok""#).count() == 6
     });
     for alert in [
         "PushGatewayDown",
         "PushGatewayRejectingPushes",
         "PushGatewayCacheTooSmall",
         "PushGatewayRefusingConnections",
+        "PushGatewayNotForwarding",
+        "PushGatewayForwardingFailures",
     ] {
         assert!(answer.contains(alert), "{alert} not loaded:\n{answer}");
     }
+    // Its receiver refuses every request: the failures rule sees them.
+    poll("the forwarding failures alert", "/api/v1/rules", &|a| {
+        a.contains(r#""alertname":"PushGatewayForwardingFailures""#)
+    });
     drop(prom);
 }

@@ -316,7 +316,7 @@ fn env_file_lists_every_setting() {
     let gid = std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(&file).unwrap());
     let gw = Gateway::start_with(&[], |cmd| {
         for (k, v) in &entries {
-            if k == "PUSH_GATEWAY_SCRAPE_AUTH_FILE" {
+            if k == "PUSH_GATEWAY_SCRAPE_AUTH_FILE" || k == "PUSH_GATEWAY_REMOTE_WRITE_AUTH_FILE" {
                 // A path, not a setting: the file is the operator's to make
                 // (tests/startup.rs and tests/hostile.rs use real ones).
                 continue;

@@ -75,6 +75,22 @@ impl Prometheus {
     /// Like `start`, with `scrape_configs` (YAML list items, indented by
     /// two spaces) as the config's scrape jobs, every 1 s.
     pub fn start_with_scrape_configs(scrape_configs: &str) -> Prometheus {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        Self::start_at(addr, scrape_configs, &[])
+    }
+
+    /// A Prometheus that scrapes nothing and takes remote writes on
+    /// `/api/v1/write`, listening on `addr`.
+    pub fn start_receiver(addr: SocketAddr) -> Prometheus {
+        Self::start_at(addr, "", &["--web.enable-remote-write-receiver"])
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn start_at(addr: SocketAddr, scrape_configs: &str, args: &[&str]) -> Prometheus {
         let bin = require_tool("prometheus");
         let dir = TempDir::new("prom");
         let config = dir.path().join("prometheus.yml");
@@ -82,13 +98,18 @@ impl Prometheus {
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n{scrape_configs}"
+                 scrape_configs:{}{scrape_configs}",
+                if scrape_configs.is_empty() {
+                    " []\n"
+                } else {
+                    "\n"
+                }
             ),
         )
         .unwrap();
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Command::new(&bin)
+            .args(args)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests (tests/e2e_*.rs) need on Debian 12
 # (bookworm) or 13 (trixie): Prometheus' own tools to judge our /metrics
-# page, a reference Pushgateway, socket/HTTP clients, Go with client_golang,
+# page, a reference Pushgateway, VictoriaMetrics (a remote write receiver), socket/HTTP clients, Go with client_golang,
 # the newest Python prometheus_client from PyPI in a virtual environment
 # under the build directory (never into the system Python, which Debian
 # refuses: externally-managed-environment), and Node's prom-client from npm
@@ -16,8 +16,8 @@
 #                                           prometheus_client, python-snappy
 #   ${CARGO_TARGET_DIR:-target}/e2e-node   npm install prom-client
 #
-# Debian's prometheus and prometheus-pushgateway packages start their
-# daemons on :9090 / :9091 from postinst (through invoke-rc.d or
+# Debian's prometheus, prometheus-pushgateway and victoria-metrics packages
+# start their daemons on :9090 / :9091 / :8428 from postinst (through invoke-rc.d or
 # deb-systemd-invoke). The tests start their own Prometheus on a free port,
 # but a stray daemon is still unwanted, so service starts are denied during
 # the install and the units are left disabled and stopped afterwards.
@@ -26,8 +26,10 @@ set -euo pipefail
 APT_PACKAGES=(
     prometheus                                  # prometheus, promtool
     prometheus-pushgateway                      # reference pushgateway
+    victoria-metrics                            # remote write receiver (tests/remote_write.rs)
     socat
     curl
+    openssl                                     # self-signed certificate for the TLS terminator test
     netcat-openbsd                              # nc -U
     golang-go
     golang-github-prometheus-client-golang-dev
@@ -36,8 +38,8 @@ APT_PACKAGES=(
     python3                                     # socket activation test launcher
     python3-venv                                # python3 -m venv for the client venv
 )
-COMMANDS=(prometheus promtool prometheus-pushgateway socat curl nc go systemd-analyze systemd-sysusers systemd-socket-activate strace node npm)
-SERVICES=(prometheus prometheus-pushgateway)
+COMMANDS=(prometheus promtool prometheus-pushgateway victoria-metrics openssl socat curl nc go systemd-analyze systemd-sysusers systemd-socket-activate strace node npm)
+SERVICES=(prometheus prometheus-pushgateway victoria-metrics)
 # Python packages (PyPI names) and the modules they provide: the newest
 # prometheus_client, and python-snappy for its compression='snappy' (it
 # imports `snappy`; python-snappy builds on cramjam's wheels, no compiler).
