@@ -483,9 +483,14 @@ fn push(
     }
     // Series pushed again are overwritten in place (the page's order stays
     // valid and nothing moves), when the old ones fit beside the new;
-    // otherwise replaced series are removed first.
+    // otherwise replaced series are removed first. A push that only writes
+    // again series its group holds, in the families they have, takes no
+    // room at all in place: removing its series first would free and
+    // retake their room, their families' with it, scattered over holes,
+    // and could evict other entries for a push that grows nothing.
     let all = group.map_or(0, |g| cache.group_bytes(g));
-    let in_place = needed + all + group_bytes <= cache.push_room();
+    let rewrites_only = group.is_some() && s.entries.iter().all(|e| e.rewrite);
+    let in_place = rewrites_only || needed + all + group_bytes <= cache.push_room();
 
     // Pass 2: apply; nothing above failed, so this fits. What pass 1 found
     // out about series and families holds while the layout stays this.
