@@ -703,13 +703,7 @@ mod tests {
         for budget in (1024..3072).step_by(64) {
             for n in 1..40 {
                 let mut c = Cache::new(budget);
-                let _ = call(
-                    &mut c,
-                    PushMethod::Put,
-                    "/metrics/job/other",
-                    "o 1
-",
-                );
+                let _ = call(&mut c, PushMethod::Put, "/metrics/job/other", "o 1\n");
                 let body: String = (0..n).map(|i| format!("m{{i=\"{i}\"}} {i}\n")).collect();
                 if call(&mut c, PushMethod::Put, "/metrics/job/j", &body).is_err() {
                     continue;
