@@ -477,15 +477,25 @@ fn push(
         (Some(g), PushMethod::Patch) => cache.group_bytes(g),
         _ => 0,
     };
+    // A push that only writes again series its group holds, in the
+    // families they have, takes no room in place: it fits as the group
+    // does, whatever the sizes above (which count each series as new)
+    // say. Removing its series first would free and retake their room,
+    // their families' with it, scattered over holes, and could evict
+    // other entries for a push that grows nothing.
+    let rewrites_only = group.is_some() && s.entries.iter().all(|e| e.rewrite);
     let group_bytes = record_bytes(s.group.len() + 8);
-    if needed + kept + group_bytes > cache.push_room() {
+    if !rewrites_only && needed + kept + group_bytes > cache.push_room() {
         return Err(PushError::TooLarge);
     }
     // Series pushed again are overwritten in place (the page's order stays
-    // valid and nothing moves), when the old ones fit beside the new;
-    // otherwise replaced series are removed first.
-    let all = group.map_or(0, |g| cache.group_bytes(g));
-    let in_place = needed + all + group_bytes <= cache.push_room();
+    // valid and nothing moves), when the old ones, with their families,
+    // fit beside the new; otherwise replaced series are removed first.
+    let in_place = rewrites_only
+        || needed
+            + group.map_or(0, |g| cache.group_bytes(g) + cache.group_family_bytes(g))
+            + group_bytes
+            <= cache.push_room();
 
     // Pass 2: apply; nothing above failed, so this fits. What pass 1 found
     // out about series and families holds while the layout stays this.
@@ -685,6 +695,67 @@ mod tests {
         ] {
             let e = call(&mut c, PushMethod::Put, path, "x 1\n").unwrap_err();
             assert_eq!(e.status(), 400, "{path}");
+        }
+    }
+
+    /// A push repeated as it was, at any fill of a small budget, succeeds
+    /// again and changes nothing: it rewrites its series in place, and
+    /// neither counts them as new room nor evicts anyone for them.
+    #[test]
+    fn a_repeated_push_succeeds_and_evicts_nothing_at_any_fill() {
+        for budget in (1024..3072).step_by(64) {
+            for n in 1..40 {
+                let mut c = Cache::new(budget);
+                let _ = call(&mut c, PushMethod::Put, "/metrics/job/other", "o 1\n");
+                let body: String = (0..n).map(|i| format!("m{{i=\"{i}\"}} {i}\n")).collect();
+                if call(&mut c, PushMethod::Put, "/metrics/job/j", &body).is_err() {
+                    continue;
+                }
+                let first = page(&c);
+                let again = call(&mut c, PushMethod::Put, "/metrics/job/j", &body);
+                assert_eq!(again, Ok(200), "budget {budget}, {n} series");
+                assert_eq!(page(&c), first, "budget {budget}, {n} series");
+                c.check_invariants();
+            }
+        }
+    }
+
+    /// A PUT that replaces a group's families with others may write its
+    /// series beside the old ones only if the old families' records fit
+    /// too: they stay until the push ends. Counted without them, the last
+    /// series of such a push found no room, were dropped, and the push
+    /// answered 200.
+    #[test]
+    fn a_put_replacing_a_groups_families_keeps_every_sample() {
+        let old = format!(
+            "# HELP x_long_family {}\nx_long_family 1\n",
+            "h".repeat(600)
+        );
+        for budget in (1536..4096).step_by(64) {
+            for n in 1..40 {
+                for pad in ["", "ppp", "pppppppppppppppppppppppppppppppppppppp"] {
+                    let mut c = Cache::new(budget);
+                    if call(&mut c, PushMethod::Put, "/metrics/job/j", &old).is_err() {
+                        continue;
+                    }
+                    let body: String = (0..n)
+                        .map(|i| format!("y{pad}{{i=\"{i}\"}} {i}\n"))
+                        .collect();
+                    let pushed = call(&mut c, PushMethod::Put, "/metrics/job/j", &body);
+                    c.check_invariants();
+                    if pushed.is_err() {
+                        continue;
+                    }
+                    for i in 0..n {
+                        let key = format!("y{pad}{{i=\"{i}\",instance=\"\",job=\"j\"}}");
+                        assert_eq!(
+                            c.get(key.as_bytes(), 0),
+                            Some(f64::from(i)),
+                            "budget {budget}: {key} of {n}, push answered {pushed:?}"
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -391,8 +391,11 @@ fn add_entry(
     }
     // Not owned by another: if it exists, this group holds it.
     let cached = s.fams[fam].cached;
-    let rewrite = cached.is_some() && cache.series_family(found) == cached;
-    let needed = record_bytes(bytes.len());
+    let exists = cache.series_family(found);
+    let rewrite = cached.is_some() && exists == cached;
+    // A series this group holds has its id already, counted in
+    // `Cache::push_room`; written anew it takes that id again.
+    let needed = record_bytes(bytes.len()) - if exists.is_some() { ID_BYTES } else { 0 };
     s.entries.push(Entry {
         key,
         found,
@@ -556,6 +559,11 @@ fn add_family(
         } else {
             size
         };
+        // A family the cache holds has its id already (as a series does,
+        // see `add_entry`).
+        if cached.is_some() {
+            needed -= ID_BYTES;
+        }
         families.add(family.name.as_bytes(), family.kind);
     }
     fams.push(FamilyEntry::store(fam_text, family, cached));

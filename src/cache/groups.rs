@@ -187,6 +187,26 @@ impl Cache {
         self.field(group, F_GROUP_BYTES) as usize
     }
 
+    /// Bytes of the family records the group's series belong to, ids
+    /// included: what stays beside the group's series while a push
+    /// rewrites them in place. A family is counted again wherever series
+    /// of another family come between its own, so this is at most the
+    /// exact sum, which would need a set of the families seen.
+    pub fn group_family_bytes(&self, group: u32) -> usize {
+        let mut bytes = 0;
+        let mut last = NIL;
+        let mut id = self.field(group, F_FIRST);
+        while id != NIL {
+            let family = self.field(id, F_FAMILY);
+            if family != last {
+                bytes += self.record_size(self.off(family)) + ID_BYTES;
+                last = family;
+            }
+            id = self.field(id, F_NEXT);
+        }
+        bytes
+    }
+
     /// What series `id` costs: its record and its id.
     pub(super) fn series_bytes(&self, id: u32) -> usize {
         self.record_size(self.off(id)) + ID_BYTES

@@ -11,6 +11,8 @@
 //! who wrote it: a stream (deadline `now + ttl`) or a group (the group's
 //! deadline, renewed by each successful push). It may hold series the
 //! cache has since dropped (evicted, replaced); it never misses a write.
+//! A streamed `_sum` or `_count` of a histogram or summary is stored
+//! without its bound (`le`, `quantile`), as the README's stream rules say.
 //!
 //! Checks after every operation: `check_invariants()`, `used() <=
 //! capacity()`. After a successful push: every sample of its body is
@@ -31,7 +33,7 @@ use std::fmt::Write as _;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use push_gateway::cache::{Cache, Family};
-use push_gateway::exposition::{Line, MetricType, parse_line};
+use push_gateway::exposition::{Line, MetricType, Sample, parse_line};
 use push_gateway::ingest::{self, StreamContext};
 use push_gateway::push::{self, PushMethod, Scratch};
 use push_gateway::render::{PUSH_FAILURE_TIME, PUSH_TIME, Renderer};
@@ -162,19 +164,26 @@ impl SampleSpec {
     }
 
     fn text(&self) -> String {
+        self.text_without(None)
+    }
+
+    /// The sample line, leaving out label `skip` if given.
+    fn text_without(&self, skip: Option<&str>) -> String {
         let (_, mut line) = self.name();
-        if !self.labels.is_empty() {
+        let labels: Vec<(&str, &str)> = self
+            .labels
+            .iter()
+            .take(6)
+            .map(|&(n, v)| (pick(&LABEL_NAMES, n), pick(&LABEL_VALUES, v)))
+            .filter(|&(n, _)| Some(n) != skip)
+            .collect();
+        if !labels.is_empty() {
             line.push('{');
-            for (i, &(n, v)) in self.labels.iter().take(6).enumerate() {
+            for (i, (n, v)) in labels.iter().enumerate() {
                 if i > 0 {
                     line.push(',');
                 }
-                let _ = write!(
-                    line,
-                    "{}=\"{}\"",
-                    pick(&LABEL_NAMES, n),
-                    pick(&LABEL_VALUES, v)
-                );
+                let _ = write!(line, "{n}=\"{v}\"");
             }
             line.push('}');
         }
@@ -250,13 +259,73 @@ impl State {
             &mut self.key,
         );
         if result.is_ok()
+            && let LineSpec::Sample(spec) = line
             && let Ok(Line::Sample(s)) = parse_line(text.as_bytes())
         {
-            let mut key = Vec::new();
-            ingest::write_key(&s, &[], &[], &mut key);
             let owner = Owner::Stream(self.now + self.ttl);
-            self.model.series.insert(key, (s.value, owner));
+            for key in self.streamed_keys(spec, &s) {
+                self.model.series.insert(key, (s.value, owner));
+            }
         }
+    }
+
+    /// The key a streamed sample that was accepted is stored under, as the
+    /// README's stream rules say: as written, but for a bound on `_sum` or
+    /// `_count` (`le` under a histogram, `quantile` under a summary), which
+    /// is dropped. Which family the sample joined (the stream's TYPE line
+    /// or the cache's family) is read from the cache: the key without the
+    /// bound is taken only when it holds the value in such a family. Both,
+    /// when both hold the value (a series the stream wrote as it was
+    /// written may stand beside it).
+    fn streamed_keys(&self, spec: &SampleSpec, s: &Sample) -> Vec<Vec<u8>> {
+        let mut key = Vec::new();
+        ingest::write_key(s, &[], &[], &mut key);
+        let holds = |key: &[u8]| {
+            self.cache
+                .get(key, self.now)
+                .is_some_and(|v| same_value(v, s.value))
+        };
+        let mut keys = Vec::new();
+        let (_, name) = spec.name();
+        for (suffix, kind, bound) in [
+            ("_sum", MetricType::Histogram, "le"),
+            ("_count", MetricType::Histogram, "le"),
+            ("_sum", MetricType::Summary, "quantile"),
+            ("_count", MetricType::Summary, "quantile"),
+        ] {
+            let Some(base) = name.strip_suffix(suffix) else {
+                continue;
+            };
+            if !fuzz_check::labels_of(s.labels())
+                .iter()
+                .any(|&(n, _)| n == bound)
+            {
+                continue;
+            }
+            let text = spec.text_without(Some(bound));
+            let Ok(Line::Sample(stripped)) = parse_line(text.as_bytes()) else {
+                continue;
+            };
+            let mut short = Vec::new();
+            ingest::write_key(&stripped, &[], &[], &mut short);
+            let found = self.cache.lookup(&short);
+            let in_family = self.cache.series_family(found).is_some_and(|id| {
+                let f = self.cache.family(id);
+                f.kind == kind && f.name == base.as_bytes()
+            });
+            if in_family && holds(&short) {
+                keys.push(short);
+            }
+        }
+        if keys.is_empty() || holds(&key) {
+            assert!(
+                holds(&key),
+                "streamed {:?} was accepted, but is served under no key it may have",
+                spec.text()
+            );
+            keys.push(key);
+        }
+        keys
     }
 
     fn set(&mut self, sample: &SampleSpec, kind: u8, help: u8) {
