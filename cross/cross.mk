@@ -24,7 +24,10 @@ BUILD ?= release
 CROSS_RUNNER ?= $(if $(filter arm%,$(CROSS_TARGET)),qemu-arm-static,qemu-aarch64-static)
 # Targets rustup serves no std for here: every build of them rebuilds std
 # with the pinned nightly (cross/build-std.sh).
-STD_TARGETS ?= armv7-unknown-linux-musleabihf
+STD_TARGETS ?= armv7-unknown-linux-musleabihf arm-unknown-linux-musleabi
+# Of those, the ones whose release build `make size` builds and reports (the
+# ARMv6 soft-float target is built on request: CROSS_TARGET=arm-unknown-linux-musleabi).
+SIZE_STD_TARGETS ?= armv7-unknown-linux-musleabihf
 TINY_TARGETS ?= aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf
 # Release builds whose size `make size` reports, then the STD_TARGETS'
 # release builds and the TINY_TARGETS' tiny builds; the host's own target is
@@ -78,7 +81,7 @@ size: cross-setup ## binary size per target and build (release, and tiny)
 		case $$t in $(CROSS_HOST)) flag= ;; *) flag="--target $$t" ;; esac; \
 		$(CARGO) build --quiet --release $$flag --bin $(CROSS_BIN); \
 	done
-	@set -e; $(foreach t,$(STD_TARGETS),$(call xsetup,$(t),release); $(call xcargo,$(t),release) build --quiet --release --bin $(CROSS_BIN);)
+	@set -e; $(foreach t,$(SIZE_STD_TARGETS),$(call xsetup,$(t),release); $(call xcargo,$(t),release) build --quiet --release --bin $(CROSS_BIN);)
 	@set -e; $(foreach t,$(TINY_TARGETS),$(call xsetup,$(t),tiny); $(call xcargo,$(t),tiny) build --quiet --release --bin $(CROSS_BIN);)
 	@printf '%-32s %-8s %10s %9s\n' target build bytes KiB
 	@for t in $(SIZE_TARGETS); do \
@@ -86,7 +89,7 @@ size: cross-setup ## binary size per target and build (release, and tiny)
 			*) f=$(CROSS_TARGET_DIR)/$$t/release/$(CROSS_BIN) ;; esac; \
 		echo "$$t release $$(stat -c %s "$$f")"; \
 	done | awk '{ printf "%-32s %-8s %10d %9.1f\n", $$1, $$2, $$3, $$3 / 1024 }'
-	@{ $(foreach t,$(STD_TARGETS),echo "$(t) release $$(stat -c %s $(call xbin,$(t),release))";) \
+	@{ $(foreach t,$(SIZE_STD_TARGETS),echo "$(t) release $$(stat -c %s $(call xbin,$(t),release))";) \
 	   $(foreach t,$(TINY_TARGETS),echo "$(t) tiny $$(stat -c %s $(call xbin,$(t),tiny))";) } | \
 		awk '{ printf "%-32s %-8s %10d %9.1f\n", $$1, $$2, $$3, $$3 / 1024 }'
 

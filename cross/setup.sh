@@ -91,8 +91,8 @@ fi
 # and which -Zbuild-std does not build. So they are gathered here, and
 # cross/build-std.sh links them with -Clink-self-contained=no:
 #   aarch64: the stable toolchain's self-contained files (musl 1.2.5)
-#   armv7 (armhf): Debian's musl-dev:armhf and libunwind-14-dev:armhf
-#   (LLVM's unwinder), fetched with apt-get download into the build
+#   armv7 (armhf), ARMv6 soft-float (armel): Debian's musl-dev and
+#   libgcc-12-dev (for GCC's unwinder) of that architecture, fetched with apt-get download into the build
 #   directory through a private apt state: nothing is installed and the
 #   host's apt architectures are left alone.
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -131,14 +131,21 @@ crt_for() { # TRIPLE: fills $CRT_ROOT/TRIPLE
     aarch64-unknown-linux-musl | x86_64-unknown-linux-musl)
         cp "$(rustc --print sysroot)/lib/rustlib/$triple/lib/self-contained/"* "$dir/"
         ;;
-    armv7-unknown-linux-musleabihf)
+    armv7-unknown-linux-musleabihf | arm-unknown-linux-musleabi)
+        # armhf is ARMv7 hard-float; armel is ARMv5TE soft-float, which
+        # ARMv6 runs (see cross/README.md on ARMv6)
+        # The unwinder is GCC's (libgcc_eh.a, as for Rust's gnueabi targets):
+        # Debian's LLVM libunwind.a calls glibc's __fprintf_chk, and armel
+        # has none.
+        local arch=armhf abi=musleabihf
+        case $triple in arm-*) arch=armel abi=musleabi ;; esac
         tmp=$dir/debs
-        debian_download armhf "$tmp" musl-dev libunwind-14-dev
+        debian_download "$arch" "$tmp" musl-dev libgcc-12-dev
         for deb in "$tmp"/*.deb; do dpkg -x "$deb" "$tmp/root"; done
         # libc.a and its empty companions (libdl.a, libpthread.a, ...), which
         # libunwind.a names as dependent libraries.
-        cp "$tmp"/root/usr/lib/arm-linux-musleabihf/{crt1.o,crti.o,crtn.o,*.a} "$dir/"
-        cp "$(find "$tmp/root" -name libunwind.a | head -n1)" "$dir/libunwind.a"
+        cp "$tmp"/root/usr/lib/arm-linux-$abi/{crt1.o,crti.o,crtn.o,*.a} "$dir/"
+        cp "$(find "$tmp/root" -name libgcc_eh.a | head -n1)" "$dir/libunwind.a"
         rm -rf "$tmp"
         ;;
     *) die "no start files known for $triple (cross/README.md says which targets build)" ;;
