@@ -36,8 +36,12 @@ SIZE_TARGETS ?= x86_64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unkno
 CROSS_TARGET_DIR = $(or $(CARGO_TARGET_DIR),target)
 CROSS_HOST := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 
+# Checked only when given on the command line: a BUILD in the environment
+# (some CI systems set one) means nothing here and selects release.
+ifeq ($(origin BUILD),command line)
 ifeq ($(filter $(BUILD),release tiny),)
 $(error BUILD must be release or tiny, not $(BUILD))
+endif
 endif
 
 # $(call build_std,TRIPLE,BUILD): non-empty if that build rebuilds std
