@@ -1,4 +1,4 @@
-# Cross builds for aarch64 boxes; included by the top-level Makefile
+# Cross builds for ARM boxes (aarch64, armv7); included by the top-level Makefile
 # (`include cross/cross.mk`). See cross/README.md.
 #
 #   make cross        static release binary for CROSS_TARGET (default aarch64-unknown-linux-musl)
@@ -7,12 +7,12 @@
 #   make cross-test   unit tests and a set of integration tests for CROSS_TARGET, under qemu-user
 #   make rss-aarch64  real VmHWM/VmRSS on an emulated aarch64 kernel
 #   make rss-armv7    the same on an emulated 32-bit ARM kernel
-#
-# CROSS_TARGET=armv7-unknown-linux-musleabihf selects 32-bit ARM, and
-# BUILD=tiny the size-first build (the tests then start the tiny binary).
 #   make long-run     tests/long_run.rs in full, in release: heap and RSS
 #   make rss-native   its RSS part only, against the static x86_64 musl binary
 #   make speed        instruction count per push, line and scrape (callgrind)
+#
+# CROSS_TARGET=armv7-unknown-linux-musleabihf selects 32-bit ARM, and
+# BUILD=tiny the size-first build (the tests then start the tiny binary).
 
 CROSS_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 

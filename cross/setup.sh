@@ -2,7 +2,7 @@
 # Install what the cross builds need on Debian (bookworm) x86_64:
 #   - rustup targets aarch64-unknown-linux-musl and x86_64-unknown-linux-musl
 #     (both link with the toolchain's own linkers: no C cross toolchain needed)
-#   - qemu-user-static, to run aarch64 binaries and tests on the host
+#   - qemu-user-static, to run aarch64 and ARM binaries and tests on the host
 #   - cpio, to pack the initramfs for cross/rss.sh
 #   - with --build-std TRIPLE... (`make tiny`, the 32-bit ARM targets):
 #     the pinned nightly of cross/nightly.sh with rust-src, and for each
@@ -106,7 +106,8 @@ debian_download() { # ARCH DEST PKG...: .debs of a foreign architecture into DES
     local arch=$1 dest=$2 state suite
     shift 2
     state=$CRT_ROOT/apt-$arch
-    suite=${CROSS_DEBIAN_SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}
+    # bookworm whatever the host runs: the package names below are its own
+    suite=${CROSS_DEBIAN_SUITE:-bookworm}
     mkdir -p "$state/lists/partial" "$state/archives/partial" "$dest"
     : >"$state/status"
     echo "deb [arch=$arch signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(host_mirror) $suite main" \
