@@ -107,12 +107,13 @@ size: cross-setup ## binary size per target and build (release, and tiny)
 CROSS_TESTS ?= stream http_push http_framing push_parity compressed api scrape startup lifecycle fuzz_regressions
 
 # With BUILD=tiny the tests are built as usual (the harness needs unwinding)
-# and start the tiny binary (PUSH_GATEWAY_TEST_BIN); the unit tests are the
-# test build's own.
+# and start the tiny binary (PUSH_GATEWAY_TEST_BIN). The unit tests are left
+# out then: they are compiled into the test build and never run the binary.
 cross-test: ## unit tests and a representative set of integration tests for CROSS_TARGET, under qemu-user (BUILD=tiny: against the tiny binary)
 	@$(call xsetup,$(CROSS_TARGET),test)
 	$(if $(filter tiny,$(BUILD)),$(MAKE) --no-print-directory cross)
-	$(CROSS_RUNNER_ENV) $(TEST_BIN_ENV) $(call xcargo,$(CROSS_TARGET),test) test --lib $(addprefix --test ,$(CROSS_TESTS))
+	$(CROSS_RUNNER_ENV) $(TEST_BIN_ENV) $(call xcargo,$(CROSS_TARGET),test) test \
+		$(if $(filter tiny,$(BUILD)),,--lib) $(addprefix --test ,$(CROSS_TESTS))
 
 # BUILD=tiny measures the tiny gateway (the workload is the stable build's).
 rss-aarch64: cross-setup ## VmHWM/VmRSS on an emulated aarch64 kernel (BUILD=tiny: of the tiny build)
