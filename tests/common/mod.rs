@@ -162,7 +162,7 @@ impl Gateway {
     /// Opens a stream connection to the push socket.
     pub fn connect(&self) -> UnixStream {
         let s = UnixStream::connect(&self.socket).unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.set_read_timeout(Some(scaled(WAIT))).unwrap();
         s
     }
 
@@ -220,7 +220,7 @@ impl Drop for Gateway {
 /// Sends a raw request, reads until EOF, splits status, headers and body.
 pub fn http_request(addr: SocketAddr, raw: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.set_read_timeout(Some(scaled(WAIT))).unwrap();
     s.write_all(raw.as_bytes()).unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();
