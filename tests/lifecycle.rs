@@ -172,11 +172,10 @@ fn start_activated(path: &std::path::Path, notify: &std::path::Path, port: u16) 
     let mut cmd = Command::new("python3");
     cmd.arg("-c").arg(script).arg(path);
     if runner.is_empty() {
-        cmd.arg(env!("CARGO_BIN_EXE_push-gateway"));
+        cmd.arg(common::gateway_bin());
     } else {
         // qemu-user execs the program in place, keeping the pid.
-        cmd.arg(which(&runner))
-            .arg(env!("CARGO_BIN_EXE_push-gateway"));
+        cmd.arg(which(&runner)).arg(common::gateway_bin());
     }
     cmd.args(["--no-self-metrics", "--socket", "/nonexistent/ignored.sock"])
         .args(["--listen", &format!("127.0.0.1:{port}")])

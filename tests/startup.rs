@@ -196,7 +196,7 @@ fn a_directory_without_write_permission_is_a_clear_error() {
     let is_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
     let out = if is_root {
         let runner = std::env::var("PUSH_GATEWAY_TEST_RUNNER").unwrap_or_default();
-        let bin = env!("CARGO_BIN_EXE_push-gateway");
+        let bin = common::gateway_bin();
         let mut cmd = Command::new("setpriv");
         cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
         if !runner.is_empty() {

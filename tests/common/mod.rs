@@ -3,7 +3,10 @@
 //!
 //! Under `make cross-test` the test binary itself runs under qemu-user and
 //! cannot exec an aarch64 binary directly, so the gateway is started through
-//! the runner named by `PUSH_GATEWAY_TEST_RUNNER` when it is set.
+//! the runner named by `PUSH_GATEWAY_TEST_RUNNER` when it is set. The
+//! binary is this build's `push-gateway`, or `PUSH_GATEWAY_TEST_BIN` when
+//! set: `make cross-test BUILD=tiny` runs the tests against the nightly
+//! size-first build, which cannot build the test harness itself.
 #![allow(dead_code)]
 
 pub mod clients;
@@ -69,8 +72,17 @@ pub fn free_port() -> u16 {
 }
 
 /// The gateway binary, wrapped in the cross runner if one is configured.
+/// The gateway binary the tests start: `PUSH_GATEWAY_TEST_BIN`, or this
+/// build's own.
+pub fn gateway_bin() -> PathBuf {
+    match std::env::var_os("PUSH_GATEWAY_TEST_BIN") {
+        Some(bin) if !bin.is_empty() => PathBuf::from(bin),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_push-gateway")),
+    }
+}
+
 pub fn gateway_command() -> Command {
-    let bin = env!("CARGO_BIN_EXE_push-gateway");
+    let bin = gateway_bin();
     match std::env::var("PUSH_GATEWAY_TEST_RUNNER") {
         Ok(runner) if !runner.is_empty() => {
             let mut cmd = Command::new(runner);
@@ -150,7 +162,7 @@ impl Gateway {
     /// Opens a stream connection to the push socket.
     pub fn connect(&self) -> UnixStream {
         let s = UnixStream::connect(&self.socket).unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.set_read_timeout(Some(scaled(WAIT))).unwrap();
         s
     }
 
@@ -208,7 +220,7 @@ impl Drop for Gateway {
 /// Sends a raw request, reads until EOF, splits status, headers and body.
 pub fn http_request(addr: SocketAddr, raw: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.set_read_timeout(Some(scaled(WAIT))).unwrap();
     s.write_all(raw.as_bytes()).unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();

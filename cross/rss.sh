@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Measure the real resident memory of the static aarch64 push-gateway on an
-# emulated aarch64 Linux kernel (qemu-system-aarch64 -M virt -cpu cortex-a53
-# -m 128M), under the `fill` workload.
+# Measure the real resident memory of the static push-gateway on an emulated
+# Linux kernel of its own architecture, under the `fill` workload:
+#   RSS_ARCH=aarch64 (default): qemu-system-aarch64 -M virt -cpu cortex-a53 -m 128M,
+#     Debian's linux-image-cloud-arm64
+#   RSS_ARCH=armv7: qemu-system-arm -M virt -cpu cortex-a15 -m 128M, Debian's
+#     linux-image-armmp (32-bit ARM, LPAE off), with the armv7 musleabihf build
 #
 # Prints `VmHWM: N kB` and `VmRSS: N kB` of the gateway process as read from
 # /proc/PID/status inside the guest (medians over RSS_RUNS runs), and exits
@@ -16,8 +19,9 @@
 #   CARGO_TARGET_DIR  cargo's target dir (default: target)
 #   CROSS_CACHE       download/unpack cache (default: $CARGO_TARGET_DIR/cross-cache)
 #   RSS_BUILD=0       don't run cargo; use the binaries below as they are
-#   GATEWAY_BIN       gateway binary (default: the aarch64 musl release build)
-#   FILL_BIN          workload binary (default: the aarch64 musl release `fill` example)
+#   RSS_ARCH          aarch64 (default) or armv7
+#   GATEWAY_BIN       gateway binary (default: that target's musl release build)
+#   FILL_BIN          workload binary (default: that target's musl release `fill` example)
 #   GATEWAY_ARGS      default: --socket /tmp/pg.sock --listen 127.0.0.1:9091
 #   FILL_ARGS         default: --pushers 32 --series 16 --scrapes 100
 #   FILL_HTTP=0       stream pushes only (default 1: odd-numbered pushers push
@@ -26,26 +30,42 @@
 #                     the figures printed are medians, the limit holds for every run
 #   RSS_LIMIT_KB      fail above this (default 2048); RSS_GOAL_KB (default 512)
 #   RSS_TIMEOUT       seconds before the VM is killed (default 240)
-#   QEMU_SYSTEM_AARCH64  use this qemu-system-aarch64 instead of the cached one
-#   CROSS_DEBIAN_MIRROR  Debian mirror for the arm64 guest packages
+#   QEMU_SYSTEM_AARCH64, QEMU_SYSTEM_ARM  use this qemu-system-* instead of the cached one
+#   CROSS_DEBIAN_MIRROR  Debian mirror for the guest packages
 #                        (default: the host's first Debian mirror)
 #   CROSS_GUEST_SUITE    suite for the guest kernel and busybox (default: trixie)
 set -euo pipefail
 
-say() { printf 'rss-aarch64: %s\n' "$*" >&2; }
+RSS_ARCH=${RSS_ARCH:-aarch64}
+say() { printf 'rss-%s: %s\n' "$RSS_ARCH" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 cd "$(dirname "$0")/.."
 PROJECT=$PWD
-TRIPLE=aarch64-unknown-linux-musl
+case $RSS_ARCH in
+aarch64)
+    TRIPLE=aarch64-unknown-linux-musl GUEST_ARCH=arm64 KERNEL_PKG=linux-image-cloud-arm64
+    QEMU_NAME=qemu-system-aarch64 QEMU_CPU=cortex-a53 QEMU_OVERRIDE=${QEMU_SYSTEM_AARCH64:-}
+    BUILD_CARGO=(${CARGO:-cargo} build --target "$TRIPLE")
+    OUT=$TRIPLE
+    ;;
+armv7)
+    TRIPLE=armv7-unknown-linux-musleabihf GUEST_ARCH=armhf KERNEL_PKG=linux-image-armmp
+    QEMU_NAME=qemu-system-arm QEMU_CPU=cortex-a15 QEMU_OVERRIDE=${QEMU_SYSTEM_ARM:-}
+    # no rustup std for it: std rebuilt with the pinned nightly
+    BUILD_CARGO=(cross/build-std.sh "$TRIPLE" release build)
+    OUT=std/$TRIPLE
+    ;;
+*) die "RSS_ARCH must be aarch64 or armv7, not $RSS_ARCH" ;;
+esac
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 case $TARGET_DIR in /*) ;; *) TARGET_DIR=$PROJECT/$TARGET_DIR ;; esac
 CACHE=${CROSS_CACHE:-$TARGET_DIR/cross-cache}
 mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
 
-GATEWAY=${GATEWAY_BIN:-$TARGET_DIR/$TRIPLE/release/push-gateway}
-FILL=${FILL_BIN:-$TARGET_DIR/$TRIPLE/release/examples/fill}
+GATEWAY=${GATEWAY_BIN:-$TARGET_DIR/$OUT/release/push-gateway}
+FILL=${FILL_BIN:-$TARGET_DIR/$OUT/release/examples/fill}
 GATEWAY_ARGS=${GATEWAY_ARGS:---socket /tmp/pg.sock --listen 127.0.0.1:9091}
 FILL_ARGS=${FILL_ARGS:---pushers 32 --series 16 --scrapes 100}
 [ "${FILL_HTTP:-1}" = 1 ] && FILL_ARGS="$FILL_ARGS --http"
@@ -78,8 +98,9 @@ if [ "${RSS_BUILD:-1}" != 0 ]; then
     [ -z "${GATEWAY_BIN:-}" ] && build+=(--bin push-gateway)
     [ -z "${FILL_BIN:-}" ] && build+=(--example fill)
     if [ ${#build[@]} -gt 0 ]; then
-        say "cargo build --release --target $TRIPLE ${build[*]}"
-        ${CARGO:-cargo} build --release --target "$TRIPLE" "${build[@]}"
+        say "${BUILD_CARGO[*]} --release ${build[*]}"
+        if [ "$RSS_ARCH" = armv7 ]; then cross/setup.sh --build-std "$TRIPLE"; fi
+        "${BUILD_CARGO[@]}" --release "${build[@]}"
     fi
 fi
 [ -x "$GATEWAY" ] || die "no gateway binary at $GATEWAY"
@@ -90,9 +111,9 @@ fi
 # the host) and unpacked, not installed: installing qemu-system-arm can clash
 # with other installed qemu packages.
 QEMU_ROOT=$CACHE/qemu
-GUEST_ROOT=$CACHE/guest
+GUEST_ROOT=$CACHE/guest-$GUEST_ARCH
 DEBS=$CACHE/debs
-STAMP=$CACHE/vm-assets.ok
+STAMP=$CACHE/vm-assets-$GUEST_ARCH.ok
 
 installed() { [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]; }
 deps_of() { # first alternative of each Depends/Pre-Depends, names only
@@ -135,55 +156,47 @@ fetch_qemu() {
     for deb in "$DEBS"/*_amd64.deb "$DEBS"/*_all.deb; do
         if [ -e "$deb" ]; then dpkg -x "$deb" "$QEMU_ROOT"; fi
     done
-    [ -x "$QEMU_ROOT/usr/bin/qemu-system-aarch64" ] || die "qemu-system-aarch64 missing from qemu-system-arm"
+    [ -x "$QEMU_ROOT/usr/bin/$QEMU_NAME" ] || die "$QEMU_NAME missing from qemu-system-arm"
 }
 
-guest_apt() { # apt-get/apt-cache on a private arm64 state dir; the host's apt is untouched
+guest_apt() { # apt-get/apt-cache on a private guest-architecture state dir; the host's apt is untouched
     local tool=$1; shift
     "$tool" -o Dir::Etc::SourceList="$CACHE/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null \
         -o Dir::State="$CACHE/apt" -o Dir::State::Lists="$CACHE/apt/lists" \
         -o Dir::State::status="$CACHE/apt/status" -o Dir::Cache="$CACHE/apt" \
         -o Dir::Cache::archives="$CACHE/apt/archives" \
-        -o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o Acquire::Languages=none \
+        -o APT::Architecture=$GUEST_ARCH -o APT::Architectures::=$GUEST_ARCH -o Acquire::Languages=none \
         -o Debug::NoLocking=1 -o APT::Sandbox::User=root "$@"
 }
 
-host_mirror() {
-    if [ -n "${CROSS_DEBIAN_MIRROR:-}" ]; then echo "$CROSS_DEBIAN_MIRROR"; return; fi
-    local m
-    m=$({ sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | tr ' ' '\n'
-          sed -n 's/^deb[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]*\)\{0,1\}\([^[:space:]]*\).*/\2/p' \
-              /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null
-        } | grep -E '^https?://.*/debian/?$' | head -n1)
-    echo "${m:-http://deb.debian.org/debian}"
-}
+. cross/debian-mirror.sh
 
 fetch_guest() {
     local mirror
     mirror=$(host_mirror)
-    say "fetching the arm64 kernel and busybox from $mirror $GUEST_SUITE"
+    say "fetching the $GUEST_ARCH kernel and busybox from $mirror $GUEST_SUITE"
     mkdir -p "$CACHE/apt/lists/partial" "$CACHE/apt/archives/partial"
     : >"$CACHE/apt/status"
-    echo "deb [arch=arm64 target=Packages signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $GUEST_SUITE main" \
+    echo "deb [arch=$GUEST_ARCH target=Packages signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $GUEST_SUITE main" \
         >"$CACHE/apt/sources.list"
-    guest_apt apt-get update -qq || die "apt-get update of $GUEST_SUITE arm64 failed"
+    guest_apt apt-get update -qq || die "apt-get update of $GUEST_SUITE $GUEST_ARCH failed"
     local image
-    image=$(guest_apt apt-cache show --no-all-versions linux-image-cloud-arm64 |
+    image=$(guest_apt apt-cache show --no-all-versions "$KERNEL_PKG" |
         sed -n 's/^Depends: \(linux-image-[^ ,]*\).*/\1/p' | head -n1)
-    [ -n "$image" ] || die "no linux-image-cloud-arm64 in $GUEST_SUITE"
-    rm -f "$DEBS"/*_arm64.deb
+    [ -n "$image" ] || die "no $KERNEL_PKG in $GUEST_SUITE"
+    rm -f "$DEBS"/*_"$GUEST_ARCH".deb
     (cd "$DEBS" && guest_apt apt-get download -q "$image" busybox-static >/dev/null) ||
         die "download of $image busybox-static failed"
     rm -rf "$GUEST_ROOT"
     mkdir -p "$GUEST_ROOT"
-    dpkg-deb --fsys-tarfile "$DEBS/${image}"_*_arm64.deb | tar -x -C "$GUEST_ROOT" ./boot
-    dpkg -x "$DEBS"/busybox-static_*_arm64.deb "$GUEST_ROOT"
+    dpkg-deb --fsys-tarfile "$DEBS/${image}"_*_"$GUEST_ARCH".deb | tar -x -C "$GUEST_ROOT" ./boot
+    dpkg -x "$DEBS"/busybox-static_*_"$GUEST_ARCH".deb "$GUEST_ROOT"
     rm -rf "$CACHE/apt" # the indexes (20 MB) are not needed again
 }
 
 if [ ! -e "$STAMP" ]; then
     mkdir -p "$DEBS"
-    if [ -z "${QEMU_SYSTEM_AARCH64:-}" ] && ! command -v qemu-system-aarch64 >/dev/null; then
+    if [ -z "$QEMU_OVERRIDE" ] && ! command -v "$QEMU_NAME" >/dev/null && [ ! -x "$QEMU_ROOT/usr/bin/$QEMU_NAME" ]; then
         fetch_qemu
     fi
     fetch_guest
@@ -191,12 +204,12 @@ if [ ! -e "$STAMP" ]; then
     touch "$STAMP"
 fi
 
-if [ -n "${QEMU_SYSTEM_AARCH64:-}" ]; then
-    QEMU=$QEMU_SYSTEM_AARCH64
-elif command -v qemu-system-aarch64 >/dev/null; then
-    QEMU=$(command -v qemu-system-aarch64)
+if [ -n "$QEMU_OVERRIDE" ]; then
+    QEMU=$QEMU_OVERRIDE
+elif command -v "$QEMU_NAME" >/dev/null; then
+    QEMU=$(command -v "$QEMU_NAME")
 else
-    QEMU=$QEMU_ROOT/usr/bin/qemu-system-aarch64
+    QEMU=$QEMU_ROOT/usr/bin/$QEMU_NAME
     [ -x "$QEMU" ] || { rm -f "$STAMP"; die "cache incomplete (no $QEMU); rerun to fetch again"; }
     export LD_LIBRARY_PATH="$QEMU_ROOT/usr/lib/x86_64-linux-gnu:$QEMU_ROOT/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
@@ -270,10 +283,10 @@ chmod +x "$RUN/root/init"
 (cd "$RUN/root" && find . | cpio -o -H newc --quiet >"$RUN/initramfs.cpio")
 
 # ---------------------------------------------------------------------- VM
-LOG=$CACHE/rss-aarch64.log
+LOG=$CACHE/rss-$RSS_ARCH.log
 say "booting $KVER on $("$QEMU" --version | head -n1)"
 start=$(date +%s)
-timeout -k 5 "$TIMEOUT" "$QEMU" -M virt -cpu cortex-a53 -m 128M -smp 1 \
+timeout -k 5 "$TIMEOUT" "$QEMU" -M virt -cpu "$QEMU_CPU" -m 128M -smp 1 \
     -nographic -no-reboot -nic none \
     -kernel "$KERNEL" -initrd "$RUN/initramfs.cpio" \
     -append "console=ttyAMA0 rdinit=/init panic=-1 quiet loglevel=3" \
@@ -300,7 +313,7 @@ fi
 fail=0
 hwms='' rsss='' idles=''
 if printf '%s\n' "$results" | grep -q '^error'; then
-    printf '%s\n' "$results" | grep '^error' | sed 's/^/rss-aarch64: /' >&2
+    printf '%s\n' "$results" | grep '^error' | sed "s/^/rss-$RSS_ARCH: /" >&2
     fail=1
 fi
 for r in $(seq 1 "$RUNS"); do
@@ -339,7 +352,7 @@ done
 [ -n "$hwms" ] || exit 1
 HWM=$(echo "$hwms" | median)
 RSS=$(echo "$rsss" | median)
-echo "guest: Linux $KVER, qemu-system-aarch64 -M virt -cpu cortex-a53 -m 128M, ${secs}s"
+echo "guest: Linux $KVER, $QEMU_NAME -M virt -cpu $QEMU_CPU -m 128M, ${secs}s"
 echo "gateway: $(stat -c %s "$GATEWAY") bytes, idle VmRSS $(echo "$idles" | median) kB"
 echo "workload: fill $FILL_ARGS"
 if [ "$RUNS" -gt 1 ]; then echo "medians of $RUNS runs (VmHWM$hwms kB; VmRSS$rsss kB):"; fi
