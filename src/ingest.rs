@@ -66,7 +66,7 @@ impl fmt::Display for IngestError {
                 "sample does not fit its family's TYPE (e.g. a bare histogram name), or its family would claim the names of another (foo_count next to a histogram foo): send _bucket, _sum and _count samples, or another name",
             ),
             IngestError::Bound => f.write_str(
-                "histogram buckets need a numeric le label and summary quantiles a numeric quantile label, e.g. le=\"0.5\" or le=\"+Inf\"",
+                "histogram buckets need a numeric le label and summary quantiles a numeric quantile label, e.g. le=\"0.5\" or le=\"+Inf\" (an le or quantile on _sum or _count must be a number too, or be left out)",
             ),
             IngestError::Ttl => f.write_str(
                 "invalid TTL: write `# TTL 10m` with ms, s, m or h, at most --max-ttl",
@@ -335,10 +335,16 @@ fn check_bound_label(family: &Family, sample: &Sample) -> Result<Bound, IngestEr
             Bound::Keep
         });
     };
+    let text = sample.label(i).1;
     if !is_bound_sample {
+        // The Pushgateway reads the bound of every sample of the family as
+        // a number and refuses the push when it is none; on `_sum` and
+        // `_count` a number is then left out.
+        if !value::is_go_float(text) && exposition::parse_value(text).is_err() {
+            return Err(IngestError::Bound);
+        }
         return Ok(Bound::Strip(i));
     }
-    let text = sample.label(i).1;
     if value::is_go_float(text) {
         return Ok(if text == "NaN" {
             Bound::Drop
@@ -578,6 +584,25 @@ mod tests {
             ]
         );
         assert_eq!(cache.series_count(), 1);
+    }
+
+    /// A numeric bound on `_sum` or `_count` is left out of the key; one
+    /// that is not a number refuses the line, as the Pushgateway refuses
+    /// the push.
+    #[test]
+    fn bounds_on_sum_and_count_are_dropped_or_refused() {
+        let mut cache = Cache::new(4096);
+        let r = feed(
+            &mut cache,
+            &mut StreamContext::default(),
+            "# TYPE s summary\ns_sum{quantile=\"0.5\"} 1\ns_count{quantile=\"\"} 2\n\
+             # TYPE h histogram\nh_sum{le=\"x\"} 3\nh_count{le=\"NaN\"} 4\n",
+        );
+        let bound = Err(IngestError::Bound);
+        assert_eq!(r, vec![Ok(()), Ok(()), bound, Ok(()), bound, Ok(())]);
+        assert_eq!(cache.get(b"s_sum", 0), Some(1.0));
+        assert_eq!(cache.get(b"h_count", 0), Some(4.0));
+        assert_eq!(cache.series_count(), 2);
     }
 
     #[test]

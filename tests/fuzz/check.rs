@@ -165,7 +165,13 @@ pub fn check_page(page: &[u8]) -> Result<Page, Violation> {
             out.overlong += 1;
             continue;
         }
-        if line.starts_with([' ', '\t']) || line.ends_with([' ', '\t', '\r']) {
+        // A HELP text keeps its trailing blanks, as the Pushgateway keeps
+        // them (`# HELP b B ` is served so, and promtool accepts it).
+        let help = line.starts_with("# HELP ");
+        if line.starts_with([' ', '\t'])
+            || line.ends_with('\r')
+            || (!help && line.ends_with([' ', '\t']))
+        {
             return Err(fail(n, line, "leading or trailing blank".into()));
         }
         let parsed = exposition::parse_line(line.as_bytes())
