@@ -451,7 +451,7 @@ fn grow_within(out: &mut Vec<u8>, len: usize, cap: usize) {
 // ---- checksums --------------------------------------------------------
 
 /// CRC-32 (gzip's) and CRC-32C (snappy's), reflected, one table each.
-const CRC32_TABLE: [u32; 256] = crc_table(0xedb8_8320);
+pub(crate) const CRC32_TABLE: [u32; 256] = crc_table(0xedb8_8320);
 const CRC32C_TABLE: [u32; 256] = crc_table(0x82f6_3b78);
 
 const fn crc_table(poly: u32) -> [u32; 256] {
@@ -471,7 +471,7 @@ const fn crc_table(poly: u32) -> [u32; 256] {
 }
 
 /// Continues a pre-inverted CRC over `data`.
-fn crc_update(table: &[u32; 256], mut crc: u32, data: &[u8]) -> u32 {
+pub(crate) fn crc_update(table: &[u32; 256], mut crc: u32, data: &[u8]) -> u32 {
     for &b in data {
         crc = table[((crc ^ b as u32) & 0xff) as usize] ^ (crc >> 8);
     }

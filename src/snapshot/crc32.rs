@@ -1,28 +1,12 @@
 //! CRC-32 (IEEE 802.3, the one of zlib, gzip and PNG) over a snapshot, so
-//! that a torn, truncated or bit-flipped file is told from a good one. A
-//! 1 KiB table built by the compiler; a byte at a time is far faster than
-//! the disk the snapshot goes to.
+//! that a torn, truncated or bit-flipped file is told from a good one. It
+//! uses the gzip decoder's table and loop (`decompress`); a byte at a time
+//! is far faster than the disk the snapshot goes to.
 //!
 //! # Memory
-//! The table (1 KiB, static) and a `u32` of state.
+//! A `u32` of state (the table is the gzip decoder's, static).
 
-const POLY: u32 = 0xEDB8_8320;
-
-const TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { POLY ^ (c >> 1) } else { c >> 1 };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-};
+use crate::decompress::{CRC32_TABLE, crc_update};
 
 /// A running CRC-32.
 #[derive(Debug, Clone, Copy)]
@@ -36,11 +20,7 @@ impl Default for Crc32 {
 
 impl Crc32 {
     pub fn update(&mut self, bytes: &[u8]) {
-        let mut c = self.0;
-        for &b in bytes {
-            c = TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
-        }
-        self.0 = c;
+        self.0 = crc_update(&CRC32_TABLE, self.0, bytes);
     }
 
     /// The checksum of everything given so far.
