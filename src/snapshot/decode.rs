@@ -214,6 +214,18 @@ struct FamilyEntry {
     help: Range<usize>,
 }
 
+impl FamilyEntry {
+    /// The family a restored series is written to; `text` holds every
+    /// family's name and HELP.
+    fn family<'a>(&self, text: &'a str) -> Family<'a> {
+        Family {
+            name: &text[self.name.clone()],
+            kind: self.kind,
+            help: Some(&text[self.help.clone()]),
+        }
+    }
+}
+
 /// What a series record holds besides its key (in the scratch key).
 struct SeriesRecord {
     family: usize,
@@ -306,12 +318,7 @@ pub fn restore<R: Read>(
                     done.expired += 1;
                     continue;
                 };
-                let f = &families[s.family];
-                let family = Family {
-                    name: &text[f.name.clone()],
-                    kind: f.kind,
-                    help: Some(&text[f.help.clone()]),
-                };
+                let family = families[s.family].family(&text);
                 let w = Write {
                     ttl_ms,
                     drain: s.drain,
@@ -366,12 +373,7 @@ pub fn restore<R: Read>(
                 };
                 let s = series(&mut input, families.len())?;
                 if let Some(id) = g.id {
-                    let f = &families[s.family];
-                    let family = Family {
-                        name: &text[f.name.clone()],
-                        kind: f.kind,
-                        help: Some(&text[f.help.clone()]),
-                    };
+                    let family = families[s.family].family(&text);
                     let w = Write {
                         ttl_ms: g.ttl_ms,
                         drain: s.drain,
