@@ -30,6 +30,12 @@
 #                     the figures printed are medians, the limit holds for every run
 #   RSS_LIMIT_KB      fail above this (default 2048); RSS_GOAL_KB (default 512)
 #   RSS_TIMEOUT       seconds before the VM is killed (default 240)
+#   RSS_SMAPS=1       also print, for the first run, each of the gateway's
+#                     mappings with its Rss and Anonymous kB (/proc/PID/smaps),
+#                     once idle after start-up and once after the workload
+#   RSS_FAULT_AROUND  the guest kernel's fault_around_bytes (default 65536:
+#                     a page fault in the binary maps up to 16 pages around
+#                     it); 4096 shows the pages the gateway itself touches
 #   QEMU_SYSTEM_AARCH64, QEMU_SYSTEM_ARM  use this qemu-system-* instead of the cached one
 #   CROSS_DEBIAN_MIRROR  Debian mirror for the guest packages
 #                        (default: the host's first Debian mirror)
@@ -74,6 +80,8 @@ case $RUNS in '' | *[!0-9]* | 0) die "RSS_RUNS must be a positive number" ;; esa
 LIMIT_KB=${RSS_LIMIT_KB:-2048}
 GOAL_KB=${RSS_GOAL_KB:-512}
 TIMEOUT=${RSS_TIMEOUT:-240}
+SMAPS=${RSS_SMAPS:-0}
+FAULT_AROUND=${RSS_FAULT_AROUND:-}
 GUEST_SUITE=${CROSS_GUEST_SUITE:-trixie}
 
 # The socket and TCP address the guest script waits for, taken from GATEWAY_ARGS.
@@ -251,6 +259,11 @@ mount -t tmpfs tmp /tmp
 ip link set lo up
 say() { echo "@@pg \$*"; }
 status() { grep -E '^(VmHWM|VmRSS|RssAnon|RssFile|RssShmem)' /proc/\$1/status | tr -s ' \t' ' ' | while read -r l; do say "\$2\$l"; done; }
+smaps() { awk -v w=\$2 '/^[0-9a-f]+-[0-9a-f]+ /{m=\$1" "\$2" "\$6} /^Rss:/{r=\$2} /^Anonymous:/{print "smaps " w " " m " Rss " r " Anon " \$2}' /proc/\$1/smaps | while read -r l; do say "\$l"; done; }
+if [ -n "$FAULT_AROUND" ]; then
+    mount -t debugfs debugfs /sys/kernel/debug && echo $FAULT_AROUND > /sys/kernel/debug/fault_around_bytes &&
+        say "fault_around_bytes \$(cat /sys/kernel/debug/fault_around_bytes)"
+fi
 say kernel \$(uname -r)
 run=1
 while [ \$run -le $RUNS ]; do
@@ -263,11 +276,13 @@ while [ \$run -le $RUNS ]; do
         sleep 0.1
     done
     status \$PID "r\$run idle-"
+    [ "$SMAPS" = 1 ] && [ \$run = 1 ] && smaps \$PID idle
     /bin/fill --socket $SOCK --scrape $LISTEN $FILL_ARGS > /tmp/fill.out 2>&1
     rc=\$?
     while read -r l; do say "r\$run \$l"; done < /tmp/fill.out
     say "r\$run fill-exit \$rc"
     if [ -d /proc/\$PID ]; then status \$PID "r\$run "; else wait \$PID; say error gateway exited with \$?; fi
+    [ "$SMAPS" = 1 ] && [ \$run = 1 ] && smaps \$PID after
     # Only after the figures are taken: how full the cache got (self-metrics).
     wget -q -O /tmp/page http://$LISTEN/metrics &&
         grep -E '^push_gateway_(cache_budget_bytes|cache_bytes|series) |^push_gateway_evictions_total[{]reason="budget"[}] ' /tmp/page |
@@ -350,6 +365,10 @@ for r in $(seq 1 "$RUNS"); do
     done
 done
 [ -n "$hwms" ] || exit 1
+if [ "$SMAPS" = 1 ]; then
+    echo "run 1 mappings (when, address perms name, Rss and Anonymous kB):"
+    printf '%s\n' "$results" | sed -n 's/^smaps /  /p'
+fi
 HWM=$(echo "$hwms" | median)
 RSS=$(echo "$rsss" | median)
 echo "guest: Linux $KVER, $QEMU_NAME -M virt -cpu $QEMU_CPU -m 128M, ${secs}s"

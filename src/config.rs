@@ -62,7 +62,7 @@ impl Config {
     /// A configuration for tests and embedding: the defaults of the flags.
     pub fn with_defaults(socket: PathBuf) -> Config {
         let mut args = Args::parse_from(["push-gateway"]);
-        args.socket = socket;
+        args.sockets.socket = socket;
         match args.into_config() {
             Ok(config) => config,
             // The defaults are ours: --max-ttl 24h is above --ttl 60s.
@@ -71,11 +71,70 @@ impl Config {
     }
 }
 
-/// Push-gateway: keeps pushed Prometheus metrics for a TTL in a fixed memory
-/// budget and serves them for scraping.
-#[derive(Parser, Debug)]
-#[command(name = "push-gateway", version, about, long_about = None)]
+/// The command line: every flag, each also read from its `PUSH_GATEWAY_*`
+/// variable, in groups.
+#[derive(Debug)]
 pub struct Args {
+    pub sockets: SocketFlags,
+    pub cache: CacheFlags,
+    pub connections: ConnectionFlags,
+    pub persistence: PersistenceFlags,
+    pub remote_write: RemoteWriteFlags,
+}
+
+// The flags come in groups, each its own struct whose arguments clap
+// builds in a function of their own. Built in one function, as a derived
+// `Args` with every flag (or with the groups flattened, which the compiler
+// inlined into one) does, all arguments' temporaries shared one stack frame
+// of 24-40 KB, and the stack pages touched at start-up stay resident for
+// the gateway's life. The groups' builders are called through
+// `black_box`ed pointers so that they stay separate functions. (Their
+// comments are not doc comments: clap would make one the about text.)
+const GROUPS: [fn(clap::Command) -> clap::Command; 5] = [
+    <SocketFlags as clap::Args>::augment_args,
+    <CacheFlags as clap::Args>::augment_args,
+    <ConnectionFlags as clap::Args>::augment_args,
+    <PersistenceFlags as clap::Args>::augment_args,
+    <RemoteWriteFlags as clap::Args>::augment_args,
+];
+
+impl clap::CommandFactory for Args {
+    fn command() -> clap::Command {
+        let cmd = clap::Command::new("push-gateway")
+            .version(env!("CARGO_PKG_VERSION"))
+            .about("Push-gateway: keeps pushed Prometheus metrics for a TTL in a fixed memory budget and serves them for scraping");
+        std::hint::black_box(GROUPS)
+            .iter()
+            .fold(cmd, |cmd, group| group(cmd))
+    }
+
+    fn command_for_update() -> clap::Command {
+        Self::command()
+    }
+}
+
+impl clap::FromArgMatches for Args {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Args {
+            sockets: clap::FromArgMatches::from_arg_matches(m)?,
+            cache: clap::FromArgMatches::from_arg_matches(m)?,
+            connections: clap::FromArgMatches::from_arg_matches(m)?,
+            persistence: clap::FromArgMatches::from_arg_matches(m)?,
+            remote_write: clap::FromArgMatches::from_arg_matches(m)?,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Parser for Args {}
+
+// Where pushes and scrapes arrive.
+#[derive(clap::Args, Debug)]
+pub struct SocketFlags {
     /// Unix socket that accepts pushes (lines of the text exposition format,
     /// or Pushgateway-style HTTP requests)
     #[arg(
@@ -84,89 +143,92 @@ pub struct Args {
         default_value = "/run/push-gateway.sock"
     )]
     pub socket: PathBuf,
-
-    /// TCP address serving /metrics (read-only)
-    #[arg(long, env = "PUSH_GATEWAY_LISTEN", default_value = "0.0.0.0:9091", value_parser = parse_listen)]
-    pub listen: SocketAddr,
-
-    /// Cache budget: plain bytes or with a KiB/MiB/GiB suffix (e.g. 10KiB,
-    /// 2MiB; 1 KiB to 1 GiB)
-    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_CACHE_BYTES", default_value = "10KiB", value_parser = parse_cache_bytes)]
-    pub cache_bytes: usize,
-
-    /// A series lives this long after its last write (e.g. 500ms, 60s, 5m, 1h)
-    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_TTL", default_value = "60s", value_parser = parse_ttl)]
-    pub ttl: Duration,
-
     /// File mode of the push socket, in octal
     #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_SOCKET_MODE", default_value = "0660", value_parser = parse_mode)]
     pub socket_mode: u32,
-
-    /// Connections on the push socket at once (default 64); when all are
-    /// open, the one idle longest is closed to admit a new one
-    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_PUSH_CONNECTIONS", value_parser = parse_max_connections)]
-    pub max_push_connections: Option<usize>,
-
-    /// Connections on the TCP port at once (default 16); when all are
-    /// open, the one idle longest is closed to admit a new one
-    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_SCRAPE_CONNECTIONS", value_parser = parse_max_connections)]
-    pub max_scrape_connections: Option<usize>,
-
-    /// Deprecated: sets both --max-push-connections and
-    /// --max-scrape-connections (each one given wins over it)
-    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_CONNECTIONS", value_parser = parse_max_connections)]
-    pub max_connections: Option<usize>,
-
-    /// Largest HTTP push body (KiB/MiB/GiB suffixes); default: the cache budget,
-    /// since a larger push cannot fit
-    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_BODY_BYTES", value_parser = parse_size)]
-    pub max_body_bytes: Option<usize>,
-
     /// Group owning the push socket (name or number), so that pushers of
     /// other users in that group can write to it
     #[arg(long, env = "PUSH_GATEWAY_SOCKET_GROUP")]
     pub socket_group: Option<String>,
-
-    /// Longest TTL a push may ask for with `Push-TTL` or `# TTL`
-    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_TTL", default_value = "24h", value_parser = parse_ttl)]
-    pub max_ttl: Duration,
-
-    /// Remove each series once a scrape that included it has been sent
-    /// whole (each sample reaches one scraper once)
-    #[arg(long, env = "PUSH_GATEWAY_DRAIN_ON_SCRAPE")]
-    pub drain_on_scrape: bool,
-
+    /// TCP address serving /metrics (read-only)
+    #[arg(long, env = "PUSH_GATEWAY_LISTEN", default_value = "0.0.0.0:9091", value_parser = parse_listen)]
+    pub listen: SocketAddr,
     /// File with the credential scrapers must send on the TCP port: one
     /// line, `user:password` for basic auth or else a bearer token. Read
     /// at start-up; /-/healthy and /-/ready stay open
     #[arg(long, env = "PUSH_GATEWAY_SCRAPE_AUTH_FILE", value_name = "PATH", value_parser = parse_scrape_auth_file)]
     pub scrape_auth_file: Option<ScrapeAuth>,
+}
 
+// What is kept, and for how long.
+#[derive(clap::Args, Debug)]
+pub struct CacheFlags {
+    /// Cache budget: plain bytes or with a KiB/MiB/GiB suffix (e.g. 10KiB,
+    /// 2MiB; 1 KiB to 1 GiB)
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_CACHE_BYTES", default_value = "10KiB", value_parser = parse_cache_bytes)]
+    pub cache_bytes: usize,
+    /// A series lives this long after its last write (e.g. 500ms, 60s, 5m, 1h)
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_TTL", default_value = "60s", value_parser = parse_ttl)]
+    pub ttl: Duration,
+    /// Longest TTL a push may ask for with `Push-TTL` or `# TTL`
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_TTL", default_value = "24h", value_parser = parse_ttl)]
+    pub max_ttl: Duration,
+    /// Remove each series once a scrape that included it has been sent
+    /// whole (each sample reaches one scraper once)
+    #[arg(long, env = "PUSH_GATEWAY_DRAIN_ON_SCRAPE")]
+    pub drain_on_scrape: bool,
     /// Leave the gateway's own push_gateway_* metrics off /metrics
     #[arg(long, env = "PUSH_GATEWAY_NO_SELF_METRICS")]
     pub no_self_metrics: bool,
+}
 
+// How many connections, and how large a push.
+#[derive(clap::Args, Debug)]
+pub struct ConnectionFlags {
+    /// Connections on the push socket at once (default 64); when all are
+    /// open, the one idle longest is closed to admit a new one
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_PUSH_CONNECTIONS", value_parser = parse_max_connections)]
+    pub max_push_connections: Option<usize>,
+    /// Connections on the TCP port at once (default 16); when all are
+    /// open, the one idle longest is closed to admit a new one
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_SCRAPE_CONNECTIONS", value_parser = parse_max_connections)]
+    pub max_scrape_connections: Option<usize>,
+    /// Deprecated: sets both --max-push-connections and
+    /// --max-scrape-connections (each one given wins over it)
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_CONNECTIONS", value_parser = parse_max_connections)]
+    pub max_connections: Option<usize>,
+    /// Largest HTTP push body (KiB/MiB/GiB suffixes); default: the cache budget,
+    /// since a larger push cannot fit
+    #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_MAX_BODY_BYTES", value_parser = parse_size)]
+    pub max_body_bytes: Option<usize>,
+}
+
+// Saving the cache across restarts.
+#[derive(clap::Args, Debug)]
+pub struct PersistenceFlags {
     /// File the cache is saved to (on SIGTERM/SIGINT, and at most once per
     /// --persistence-interval while it changes) and restored from at
     /// start-up; its directory must be writable. Off when not given
     #[arg(long, env = "PUSH_GATEWAY_PERSISTENCE_FILE", value_name = "PATH")]
     pub persistence_file: Option<PathBuf>,
-
     /// Least time between two snapshots while the cache changes (e.g. 30s,
     /// 5m); nothing is written while it does not
     #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_PERSISTENCE_INTERVAL", default_value = "5m", value_parser = parse_ttl)]
     pub persistence_interval: Duration,
+}
+
+// Sending the cache to a remote write receiver.
+#[derive(clap::Args, Debug)]
+pub struct RemoteWriteFlags {
     /// Send the cache every --remote-write-interval to this Prometheus
     /// remote write receiver: http://IP:PORT/PATH (plain HTTP, an IP
     /// address or localhost; for HTTPS or a host name, a local forwarder:
     /// see README). Off by default
     #[arg(long, env = "PUSH_GATEWAY_REMOTE_WRITE_URL", value_name = "URL")]
     pub remote_write_url: Option<String>,
-
     /// How often remote write sends the cache (e.g. 15s, 1m; 1s to 1h)
     #[arg(long, allow_hyphen_values = true, env = "PUSH_GATEWAY_REMOTE_WRITE_INTERVAL", default_value = "15s", value_parser = parse_ttl)]
     pub remote_write_interval: Duration,
-
     /// A label added to every series sent by remote write, e.g. box=edge-17
     /// (repeatable; a series' own label of that name wins). In the
     /// environment: NAME=VALUE pairs separated by commas
@@ -177,7 +239,6 @@ pub struct Args {
         value_delimiter = ','
     )]
     pub remote_write_labels: Vec<String>,
-
     /// File with the credential remote write sends: one line,
     /// `user:password` for basic auth or else a bearer token (the form of
     /// --scrape-auth-file). Read at start-up
@@ -193,20 +254,21 @@ impl Args {
     /// # Errors
     /// A message naming both flags and what to change.
     pub fn into_config(self) -> Result<Config, String> {
-        if self.max_ttl < self.ttl {
+        if self.cache.max_ttl < self.cache.ttl {
             return Err(format!(
                 "--max-ttl {} is below --ttl {}: a push could not even ask for the default TTL; raise --max-ttl to at least {} or lower --ttl",
-                format_duration(self.max_ttl),
-                format_duration(self.ttl),
-                format_duration(self.ttl),
+                format_duration(self.cache.max_ttl),
+                format_duration(self.cache.ttl),
+                format_duration(self.cache.ttl),
             ));
         }
         // The remote write flags are checked here rather than by clap
         // value parsers: each of those is kilobytes of generic code.
-        let remote_write = match self.remote_write_url {
+        let remote_write = match self.remote_write.remote_write_url {
             Some(url) => {
                 let flag = |flag: &'static str| move |e: String| format!("{flag}: {e}");
                 let labels = self
+                    .remote_write
                     .remote_write_labels
                     .iter()
                     .map(|l| settings::parse_label(l))
@@ -214,17 +276,18 @@ impl Args {
                     .map_err(flag("--remote-write-label"))?;
                 Some(crate::remote_write::Settings {
                     target: settings::parse_url(&url).map_err(flag("--remote-write-url"))?,
-                    interval: check_interval(self.remote_write_interval)?,
+                    interval: check_interval(self.remote_write.remote_write_interval)?,
                     labels: settings::check_labels(labels)?,
                     auth: self
+                        .remote_write
                         .remote_write_auth_file
                         .map(|p| auth::load_for(&p, "--remote-write-auth-file"))
                         .transpose()
                         .map_err(flag("--remote-write-auth-file"))?,
                 })
             }
-            None if !self.remote_write_labels.is_empty()
-                || self.remote_write_auth_file.is_some() =>
+            None if !self.remote_write.remote_write_labels.is_empty()
+                || self.remote_write.remote_write_auth_file.is_some() =>
             {
                 return Err(
                     "--remote-write-label and --remote-write-auth-file need --remote-write-url: give the receiver's URL, or drop them".into(),
@@ -234,28 +297,33 @@ impl Args {
         };
         Ok(Config {
             remote_write,
-            socket: self.socket,
-            listen: self.listen,
-            cache_bytes: self.cache_bytes,
-            ttl: self.ttl,
-            socket_mode: self.socket_mode,
+            socket: self.sockets.socket,
+            listen: self.sockets.listen,
+            cache_bytes: self.cache.cache_bytes,
+            ttl: self.cache.ttl,
+            socket_mode: self.sockets.socket_mode,
             max_push_connections: self
+                .connections
                 .max_push_connections
-                .or(self.max_connections)
+                .or(self.connections.max_connections)
                 .unwrap_or(limits::PUSH_CONNECTIONS_DEFAULT),
             max_scrape_connections: self
+                .connections
                 .max_scrape_connections
-                .or(self.max_connections)
+                .or(self.connections.max_connections)
                 .unwrap_or(limits::SCRAPE_CONNECTIONS_DEFAULT),
-            legacy_max_connections: self.max_connections,
-            max_body_bytes: self.max_body_bytes.unwrap_or(self.cache_bytes),
-            self_metrics: !self.no_self_metrics,
-            socket_group: self.socket_group,
-            max_ttl: self.max_ttl,
-            drain_on_scrape: self.drain_on_scrape,
-            scrape_auth: self.scrape_auth_file,
-            persistence_file: self.persistence_file,
-            persistence_interval: self.persistence_interval,
+            legacy_max_connections: self.connections.max_connections,
+            max_body_bytes: self
+                .connections
+                .max_body_bytes
+                .unwrap_or(self.cache.cache_bytes),
+            self_metrics: !self.cache.no_self_metrics,
+            socket_group: self.sockets.socket_group,
+            max_ttl: self.cache.max_ttl,
+            drain_on_scrape: self.cache.drain_on_scrape,
+            scrape_auth: self.sockets.scrape_auth_file,
+            persistence_file: self.persistence.persistence_file,
+            persistence_interval: self.persistence.persistence_interval,
         })
     }
 }

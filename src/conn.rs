@@ -15,7 +15,7 @@
 //!
 //! # Memory
 //! Per connection: a request buffer of [`REQUEST_HEAD_MAX_BYTES`] (HTTP), a
-//! carry buffer of at most [`LINE_MAX_BYTES`] and a HELP context of at most
+//! carry buffer sized to the partial line, at most [`LINE_MAX_BYTES`], and a HELP context of at most
 //! one line (stream), queued replies of at most [`REPLY_MAX_BYTES`]. The
 //! page and the gateway's own metrics after it are shared with the
 //! renderer, not copied: a connection holds them only while it sends them.
@@ -190,6 +190,9 @@ impl Outbox {
         }
     }
 }
+
+/// The smallest carry buffer a stream connection allocates.
+const CARRY_MIN_BYTES: usize = 64;
 
 pub struct StreamState {
     carry: Vec<u8>,
@@ -941,8 +944,16 @@ impl StreamState {
             self.carry.clear();
             self.discarding = true;
         } else {
-            if self.carry.capacity() == 0 {
-                self.carry.reserve_exact(LINE_MAX_BYTES);
+            // Room for the partial line only, in powers of two up to
+            // LINE_MAX_BYTES: most carried pieces are a few dozen bytes,
+            // and a connection that reserved a whole line each held 4 KiB
+            // while it waited for its newline.
+            let need = self.carry.len() + rest.len();
+            if need > self.carry.capacity() {
+                let room = need
+                    .next_power_of_two()
+                    .clamp(CARRY_MIN_BYTES, LINE_MAX_BYTES);
+                self.carry.reserve_exact(room - self.carry.len());
             }
             self.carry.extend_from_slice(rest);
         }

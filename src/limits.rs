@@ -25,10 +25,11 @@ pub const LINE_MAX_BYTES: usize = 4096;
 /// Most labels on one sample. More is rejected as a bad line.
 pub const MAX_LABELS: usize = 32;
 
-/// One read from a socket goes into a shared scratch buffer of this size;
-/// complete lines are applied straight from it, so only a partial last line
-/// is copied into the connection's own buffer.
-pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// One read from a stream connection goes into a shared scratch buffer of
+/// this size, its largest read; complete lines are applied straight from
+/// it, so only a partial last line is copied into the connection's own
+/// buffer.
+pub const READ_CHUNK_BYTES: usize = STREAM_READ_BYTES;
 
 /// Error replies queued on one stream connection that the client has not
 /// read yet. When full, further replies are dropped (never blocking the
@@ -123,8 +124,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// fast client cannot starve the others.
 pub const TURN_STEPS: usize = 16;
 
-/// One read from a stream connection takes at most this much of the
-/// shared [`READ_CHUNK_BYTES`] buffer: a turn's lines are bounded by bytes
+/// One read from a stream connection takes at most this much (the size
+/// of the shared [`READ_CHUNK_BYTES`] buffer): a turn's lines are bounded by bytes
 /// as well as by [`TURN_LINES`], and a small read keeps a turn short when
 /// many pushers are busy, so that a scrape (whose page is sent over several
 /// turns) waits less for them.

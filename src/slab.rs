@@ -10,7 +10,9 @@
 //!
 //! Memory: capacity (the sum of the connection budgets, at most 2 × 65,536)
 //! values, 12 bytes of links and 8 of free list per slot, all reserved at
-//! start-up; inserting into a full slab is refused, not grown.
+//! start-up; inserting into a full slab is refused, not grown. Slots are
+//! written only when first used, so the pages of slots that never held a
+//! connection are never touched and cost no resident memory.
 
 /// Marks the end of a list.
 const NIL: u32 = u32::MAX;
@@ -31,11 +33,15 @@ struct List {
 }
 
 pub struct Slab<T, const L: usize = 1> {
+    /// Every slot used so far; grows up to `capacity` within the room
+    /// reserved at start-up, never beyond it.
     entries: Vec<Option<T>>,
     links: Vec<Link>,
     lists: [List; L],
+    /// Freed keys, taken before a never-used slot.
     free: Vec<usize>,
     len: usize,
+    capacity: usize,
 }
 
 impl<T, const L: usize> Slab<T, L> {
@@ -46,24 +52,18 @@ impl<T, const L: usize> Slab<T, L> {
             capacity < NIL as usize,
             "slab capacity {capacity} too large"
         );
-        let mut entries = Vec::with_capacity(capacity);
-        entries.resize_with(capacity, || None);
-        let unlinked = Link {
-            prev: NIL,
-            next: NIL,
-            list: 0,
-        };
         let empty = List {
             head: NIL,
             tail: NIL,
             len: 0,
         };
         Slab {
-            entries,
-            links: vec![unlinked; capacity],
+            entries: Vec::with_capacity(capacity),
+            links: Vec::with_capacity(capacity),
             lists: [empty; L],
-            free: (0..capacity).rev().collect(),
+            free: Vec::with_capacity(capacity),
             len: 0,
+            capacity,
         }
     }
 
@@ -72,7 +72,7 @@ impl<T, const L: usize> Slab<T, L> {
     }
 
     pub fn capacity(&self) -> usize {
-        self.entries.len()
+        self.capacity
     }
 
     pub fn is_empty(&self) -> bool {
@@ -94,15 +94,25 @@ impl<T, const L: usize> Slab<T, L> {
     /// When `list` is not below `L`.
     pub fn insert(&mut self, value: T, list: usize) -> Result<usize, T> {
         assert!(list < L, "no list {list}");
-        match self.free.pop() {
+        let key = match self.free.pop() {
             Some(key) => {
                 self.entries[key] = Some(value);
-                self.len += 1;
-                self.link_back(key, list);
-                Ok(key)
+                key
             }
-            None => Err(value),
-        }
+            None if self.entries.len() < self.capacity => {
+                self.entries.push(Some(value));
+                self.links.push(Link {
+                    prev: NIL,
+                    next: NIL,
+                    list: 0,
+                });
+                self.entries.len() - 1
+            }
+            None => return Err(value),
+        };
+        self.len += 1;
+        self.link_back(key, list);
+        Ok(key)
     }
 
     pub fn get(&self, key: usize) -> Option<&T> {
