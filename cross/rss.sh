@@ -261,8 +261,11 @@ say() { echo "@@pg \$*"; }
 status() { grep -E '^(VmHWM|VmRSS|RssAnon|RssFile|RssShmem)' /proc/\$1/status | tr -s ' \t' ' ' | while read -r l; do say "\$2\$l"; done; }
 smaps() { awk -v w=\$2 '/^[0-9a-f]+-[0-9a-f]+ /{m=\$1" "\$2" "\$6} /^Rss:/{r=\$2} /^Anonymous:/{print "smaps " w " " m " Rss " r " Anon " \$2}' /proc/\$1/smaps | while read -r l; do say "\$l"; done; }
 if [ -n "$FAULT_AROUND" ]; then
-    mount -t debugfs debugfs /sys/kernel/debug && echo $FAULT_AROUND > /sys/kernel/debug/fault_around_bytes &&
+    if mount -t debugfs debugfs /sys/kernel/debug && echo $FAULT_AROUND > /sys/kernel/debug/fault_around_bytes; then
         say "fault_around_bytes \$(cat /sys/kernel/debug/fault_around_bytes)"
+    else
+        say "error: could not set fault_around_bytes to $FAULT_AROUND"
+    fi
 fi
 say kernel \$(uname -r)
 run=1
@@ -372,6 +375,7 @@ fi
 HWM=$(echo "$hwms" | median)
 RSS=$(echo "$rsss" | median)
 echo "guest: Linux $KVER, $QEMU_NAME -M virt -cpu $QEMU_CPU -m 128M, ${secs}s"
+printf '%s\n' "$results" | sed -n 's/^fault_around_bytes /guest fault_around_bytes: /p'
 echo "gateway: $(stat -c %s "$GATEWAY") bytes, idle VmRSS $(echo "$idles" | median) kB"
 echo "workload: fill $FILL_ARGS"
 if [ "$RUNS" -gt 1 ]; then echo "medians of $RUNS runs (VmHWM$hwms kB; VmRSS$rsss kB):"; fi

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{FromArgMatches, Parser};
 use nom::Parser as _;
 use nom::branch::alt;
 use nom::bytes::complete::tag;
@@ -82,14 +82,14 @@ pub struct Args {
     pub remote_write: RemoteWriteFlags,
 }
 
-// The flags come in groups, each its own struct whose arguments clap
-// builds in a function of their own. Built in one function, as a derived
-// `Args` with every flag (or with the groups flattened, which the compiler
-// inlined into one) does, all arguments' temporaries shared one stack frame
-// of 24-40 KB, and the stack pages touched at start-up stay resident for
-// the gateway's life. The groups' builders are called through
-// `black_box`ed pointers so that they stay separate functions. (Their
-// comments are not doc comments: clap would make one the about text.)
+// The flags come in groups, each a struct whose arguments clap builds in
+// a function of its own. Built in one function (a derived `Args` with
+// every flag, or with the groups flattened, which the compiler inlined),
+// all the arguments' temporaries shared one stack frame of 24-40 KB, and
+// stack pages touched at start-up stay resident for the gateway's life.
+// Called through `black_box`ed pointers, the groups' builders stay apart.
+// (Their comments are not doc comments: clap would make one the about
+// text.)
 const GROUPS: [fn(clap::Command) -> clap::Command; 5] = [
     <SocketFlags as clap::Args>::augment_args,
     <CacheFlags as clap::Args>::augment_args,
@@ -113,20 +113,23 @@ impl clap::CommandFactory for Args {
     }
 }
 
-impl clap::FromArgMatches for Args {
+impl FromArgMatches for Args {
     fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
         Ok(Args {
-            sockets: clap::FromArgMatches::from_arg_matches(m)?,
-            cache: clap::FromArgMatches::from_arg_matches(m)?,
-            connections: clap::FromArgMatches::from_arg_matches(m)?,
-            persistence: clap::FromArgMatches::from_arg_matches(m)?,
-            remote_write: clap::FromArgMatches::from_arg_matches(m)?,
+            sockets: SocketFlags::from_arg_matches(m)?,
+            cache: CacheFlags::from_arg_matches(m)?,
+            connections: ConnectionFlags::from_arg_matches(m)?,
+            persistence: PersistenceFlags::from_arg_matches(m)?,
+            remote_write: RemoteWriteFlags::from_arg_matches(m)?,
         })
     }
 
     fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
-        *self = Self::from_arg_matches(m)?;
-        Ok(())
+        self.sockets.update_from_arg_matches(m)?;
+        self.cache.update_from_arg_matches(m)?;
+        self.connections.update_from_arg_matches(m)?;
+        self.persistence.update_from_arg_matches(m)?;
+        self.remote_write.update_from_arg_matches(m)
     }
 }
 

@@ -15,8 +15,9 @@
 //!
 //! # Memory
 //! Per connection: a request buffer of [`REQUEST_HEAD_MAX_BYTES`] (HTTP), a
-//! carry buffer sized to the partial line, at most [`LINE_MAX_BYTES`], and a HELP context of at most
-//! one line (stream), queued replies of at most [`REPLY_MAX_BYTES`]. The
+//! carry buffer sized to the partial line (64 bytes up to
+//! [`LINE_MAX_BYTES`]) and a HELP context of at most one line (stream),
+//! queued replies of at most [`REPLY_MAX_BYTES`]. The
 //! page and the gateway's own metrics after it are shared with the
 //! renderer, not copied: a connection holds them only while it sends them.
 

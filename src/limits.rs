@@ -125,10 +125,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 pub const TURN_STEPS: usize = 16;
 
 /// One read from a stream connection takes at most this much (the size
-/// of the shared [`READ_CHUNK_BYTES`] buffer): a turn's lines are bounded by bytes
-/// as well as by [`TURN_LINES`], and a small read keeps a turn short when
-/// many pushers are busy, so that a scrape (whose page is sent over several
-/// turns) waits less for them.
+/// of the shared [`READ_CHUNK_BYTES`] buffer): a turn's lines are bounded
+/// by bytes as well as by [`TURN_LINES`], and a small read keeps a turn
+/// short when many pushers are busy, so that a scrape (whose page is sent
+/// over several turns) waits less for them.
 pub const STREAM_READ_BYTES: usize = 16 * 1024;
 
 /// While a scraper is still being sent a page, a stream connection's turn
