@@ -54,6 +54,15 @@ test) std=(-Zbuild-std) dir=std ;;
 *) say "BUILD must be tiny, release or test, not $build"; exit 2 ;;
 esac
 
+# The code layout from a profile (cross/layout.sh), for the builds it
+# was made for; a test build has other functions and would gain nothing.
+layout=cross/layout/$triple-$build.ld
+if [ "$build" != test ] && [ -e "$layout" ]; then
+    flags+=("-Clink-arg=-T$PWD/$layout")
+fi
+# cross/layout.sh adds its linker map this way.
+read -r -a extra <<<"${CROSS_EXTRA_RUSTFLAGS:-}"
+flags+=("${extra[@]}")
 # Separated by 0x1f so that no path is split at a space.
 encoded=$(printf '%s\x1f' "${flags[@]}")
 export CARGO_ENCODED_RUSTFLAGS=${encoded%$'\x1f'}

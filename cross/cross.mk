@@ -67,7 +67,18 @@ TEST_BIN_ENV = $(if $(filter tiny,$(BUILD)),PUSH_GATEWAY_TEST_BIN=$(abspath $(ca
 NATIVE_TARGET ?= x86_64-unknown-linux-musl
 LONG_RUN_ENV = PUSH_GATEWAY_LONG_RUN_BIN=$(abspath $(call cross_out,$(NATIVE_TARGET)))
 
-.PHONY: cross-setup cross tiny size cross-test rss-aarch64 rss-armv7 long-run rss-native speed
+.PHONY: cross-setup cross tiny size cross-test rss-aarch64 rss-armv7 long-run rss-native speed layout
+
+# The builds whose code layout cross/layout/ holds: TRIPLE:BUILD.
+LAYOUTS ?= aarch64-unknown-linux-musl:release aarch64-unknown-linux-musl:tiny \
+	armv7-unknown-linux-musleabihf:release armv7-unknown-linux-musleabihf:tiny
+
+# Run again after changing the code, the dependencies or a toolchain; the
+# files are committed, and a stale one only costs memory.
+layout: ## write cross/layout/*.ld: the functions the gateway runs first and together (cross/layout.sh)
+	@set -e; for l in $(LAYOUTS); do t=$${l%%:*}; b=$${l#*:}; \
+		$(CROSS_DIR)/setup.sh $$([ $$b = tiny ] || case $$t in arm*) true ;; *) false ;; esac && echo --build-std $$t); \
+		$(CROSS_DIR)/layout.sh $$t $$b; done
 
 cross-setup: ## install the cross toolchains and tools (cross/setup.sh)
 	@$(CROSS_DIR)/setup.sh
