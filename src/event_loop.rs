@@ -647,6 +647,9 @@ impl Server {
     }
 
     fn conn_ready(&mut self, key: usize, registry: &Registry, now: u64) {
+        // A page rendered in this step counts this connection too, also
+        // when it was accepted in this turn with its request already read.
+        self.stats.connections_open = self.conns.len() as u64;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
